@@ -1,0 +1,32 @@
+# holdspace: the two quick-start commands and friends.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install test demo run bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall only when requirements.txt changes.
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The test session starts and stops its own Redis, Postgres, S3 and SMTP stand-ins.
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/flask --app app demo
+
+run: install
+	$(BIN)/flask --app app init-db
+	$(BIN)/honcho start
+
+clean:
+	rm -rf var .pytest_cache
