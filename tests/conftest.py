@@ -45,3 +45,122 @@ def smtp_sink():
     sink.start()
     yield sink
     sink.close()
+
+
+# --- the application under test ---------------------------------------------------------------
+
+import base64  # noqa: E402
+import itertools  # noqa: E402
+import secrets as _secrets  # noqa: E402
+
+_db_counter = itertools.count()
+
+from tests.zoomhelpers import ZOOM_SECRET  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path):
+    """SQLite by default; tests that must also hold on Postgres parametrize `both_databases`."""
+    return f"sqlite:///{tmp_path / 'holdspace.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def both_databases(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'holdspace.db'}"
+    pg = request.getfixturevalue("postgres_server")
+    return pg.create_database(f"hs_{next(_db_counter)}_{_secrets.token_hex(3)}")
+
+
+@pytest.fixture
+def zoom_stub():
+    from tests.zoomstub import ZoomStub
+    stub = ZoomStub()
+    stub.start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    import boto3
+    name = f"vault-{_secrets.token_hex(4)}"
+    boto3.client("s3", endpoint_url=s3_server.url).create_bucket(Bucket=name)
+    return name
+
+
+def make_env(tmp_path, database_url, redis_url, *, zoom_stub=None, storage_url=None,
+             s3_endpoint_url=None, smtp_url=None, **extra) -> dict:
+    """The environment a holdspace process under test runs with (app and worker alike)."""
+    env = {
+        "HOLDSPACE_VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "STORAGE_URL": storage_url or f"file://{tmp_path / 'vault'}",
+        "VAULT_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
+        "ZOOM_WEBHOOK_SECRET": ZOOM_SECRET,
+        "DOWNLOAD_BACKOFF_SECONDS": "0.05",
+        "SWEEP_STALE_SECONDS": "0",
+    }
+    if s3_endpoint_url:
+        env["S3_ENDPOINT_URL"] = s3_endpoint_url
+    if smtp_url:
+        env["SMTP_URL"] = smtp_url
+    if zoom_stub is not None:
+        env.update({
+            "ZOOM_ACCOUNT_ID": zoom_stub.account_id, "ZOOM_CLIENT_ID": zoom_stub.client_id,
+            "ZOOM_CLIENT_SECRET": zoom_stub.client_secret, "ZOOM_API_BASE_URL": zoom_stub.api_base_url,
+            "ZOOM_OAUTH_URL": zoom_stub.oauth_url, "ZOOM_DOWNLOAD_HOSTS": "127.0.0.1",
+        })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Holdspace:
+    """One app built from an environment, with handles the tests use."""
+
+    def __init__(self, env: dict):
+        from app import create_app
+        from config import Settings
+        from models.db import migrate
+        self.env = env
+        self.app = create_app(Settings.from_env(env))
+        self.rt = self.app.extensions["holdspace"]
+        migrate(self.rt.engine)
+        try:
+            self.rt.redis.flushdb()
+        except Exception:  # noqa: BLE001 - some tests point at a Redis that is down on purpose
+            pass
+        self.http = self.app.test_client()
+        self.cli = self.app.test_cli_runner()
+
+    def run(self, *args) -> str:
+        result = self.cli.invoke(args=list(args))
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return result.output.strip()
+
+    def drain(self) -> None:
+        """Run a real RQ worker (in this process) until the queues are empty."""
+        from rq import SimpleWorker
+        from rq.scheduler import RQScheduler
+        RQScheduler([q.name for q in self.rt.queues], connection=self.rt.redis).enqueue_scheduled_jobs()
+        SimpleWorker(self.rt.queues, connection=self.rt.redis).work(burst=True, logging_level="WARNING")
+
+    def db(self):
+        from sqlmodel import Session
+        return Session(self.rt.engine, expire_on_commit=False)
+
+
+@pytest.fixture
+def hs_factory(tmp_path, redis_server):
+    made = []
+
+    def build(database_url, **kwargs) -> Holdspace:
+        hs = Holdspace(make_env(tmp_path, database_url, redis_server.url, **kwargs))
+        made.append(hs)
+        return hs
+
+    yield build
+    for hs in made:
+        hs.rt.engine.dispose()

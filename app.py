@@ -1,0 +1,222 @@
+"""holdspace's Flask application factory and its command line (`flask --app app ...`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from flask import Flask, jsonify
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from workers.runtime import Runtime, install
+
+
+def create_app(test_config: dict | Settings | None = None) -> Flask:
+    if isinstance(test_config, Settings):
+        settings = test_config
+    else:
+        settings = Settings.from_env(**(test_config or {}))
+    runtime = install(Runtime(settings))
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key,
+                      MAX_CONTENT_LENGTH=settings.max_webhook_bytes)
+    app.extensions["holdspace"] = runtime
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from webhooks.zoom import bp as zoom_webhook
+    app.register_blueprint(zoom_webhook)
+
+    @app.get("/healthz")
+    def healthz():
+        checks = {}
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            checks["database"] = False
+        try:
+            checks["queue"] = bool(runtime.redis.ping())
+        except Exception:  # noqa: BLE001
+            checks["queue"] = False
+        ok = all(checks.values())
+        return jsonify({"ok": ok, **checks}), 200 if ok else 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Callers get a short JSON answer with the right status, never a stack trace.
+        return jsonify({"error": exc.description or exc.name}), exc.code
+
+    register_cli(app)
+    return app
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def fail(message: str):
+    """A clear one-line error on stderr and a non-zero exit, as the contract asks."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _rt() -> Runtime:
+    from flask import current_app
+    return current_app.extensions["holdspace"]
+
+
+def _find_client(db, client_email: str, coach_email: str | None):
+    """The client with this email; `--coach-email` decides when two coaches share one."""
+    from models import queries as q
+    coaches = [q.coach_by_email(db, coach_email)] if coach_email else q.all_coaches(db)
+    if coach_email and coaches[0] is None:
+        fail(f"no coach with email {coach_email}")
+    found = [c for c in (q.client_by_email(db, coach.id, client_email) for coach in coaches) if c]
+    if not found:
+        fail(f"no client with email {client_email}")
+    if len(found) > 1:
+        fail(f"{client_email} is a client of several coaches; add --coach-email")
+    return found[0]
+
+
+def _email(value: str) -> str:
+    value = (value or "").strip().lower()
+    if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
+        fail(f"not an email address: {value!r}")
+    return value
+
+
+def register_cli(app: Flask) -> None:
+    from models import Client, Coach, MEDIA_POLICIES, audit
+    from models import queries as q
+    from models.db import migrate, session_scope
+
+    @app.cli.command("init-db")
+    def init_db():
+        """Create or migrate the schema."""
+        migrate(_rt().engine)
+        click.echo("database ready")
+
+    coach_group = click.Group("coach", help="Coaches.")
+    app.cli.add_command(coach_group)
+
+    @coach_group.command("add")
+    @click.option("--email", required=True)
+    @click.option("--name", required=True)
+    @click.option("--slack-user-id")
+    @click.option("--zoom-user-id")
+    @click.option("--google-user-id")
+    @click.option("--media-policy", type=click.Choice(MEDIA_POLICIES), default="keep_video")
+    @click.option("--trash-refused/--keep-refused", default=False,
+                  help="Move recordings refused for lack of consent to Zoom's trash.")
+    def coach_add(email, name, slack_user_id, zoom_user_id, google_user_id, media_policy, trash_refused):
+        """Add a coach; prints its id."""
+        email = _email(email)
+        from sqlalchemy.exc import IntegrityError
+        try:
+            with session_scope(_rt().engine) as db:
+                coach = Coach(email=email, name=name.strip(), slack_user_id=slack_user_id or None,
+                              zoom_user_id=zoom_user_id or None, google_user_id=google_user_id or None,
+                              media_policy=media_policy, trash_refused_recordings=trash_refused)
+                db.add(coach)
+                db.flush()
+                audit.record(db, "operator", "coach.added", f"coach:{coach.id}", coach_id=coach.id)
+        except IntegrityError:
+            fail("a coach with that email, Slack, Zoom or Google id already exists")
+        click.echo(coach.id)
+
+    client_group = click.Group("client", help="Clients.")
+    app.cli.add_command(client_group)
+
+    @client_group.command("add")
+    @click.option("--coach-email", required=True)
+    @click.option("--email", required=True)
+    @click.option("--name", required=True)
+    def client_add(coach_email, email, name):
+        """Add a client of a coach; prints its id."""
+        email = _email(email)
+        with session_scope(_rt().engine) as db:
+            coach = q.coach_by_email(db, _email(coach_email))
+            if coach is None:
+                fail(f"no coach with email {coach_email}")
+            if q.client_by_email(db, coach.id, email):
+                fail(f"{email} is already a client of {coach.email}")
+            client = Client(coach_id=coach.id, email=email, name=name.strip())
+            db.add(client)
+            db.flush()
+            audit.record(db, "operator", "client.added", f"client:{client.id}", coach_id=coach.id)
+        click.echo(client.id)
+
+    consent_group = click.Group("consent", help="Client consent.")
+    app.cli.add_command(consent_group)
+
+    @consent_group.command("grant")
+    @click.option("--client-email", required=True)
+    @click.option("--method", required=True, type=click.Choice(["written", "verbal_attested"]))
+    @click.option("--scopes", help="Comma list of record,transcribe,summarise,share_with_client (all when left out).")
+    @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
+    def consent_grant(client_email, method, scopes, coach_email):
+        """Record a client's consent."""
+        from workers import consent
+        try:
+            scope_list = consent.parse_scopes(scopes)
+        except consent.ConsentError as exc:
+            fail(str(exc))
+        with session_scope(_rt().engine) as db:
+            client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
+            record = consent.grant(db, client, scopes=scope_list, method=method, actor="operator")
+        click.echo(f"consent {record.id} granted: {','.join(scope_list)} ({method})")
+
+    @consent_group.command("withdraw")
+    @click.option("--client-email", required=True)
+    @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
+    def consent_withdraw(client_email, coach_email):
+        """Withdraw a client's consent: nothing more is recorded for them."""
+        from workers import consent
+        with session_scope(_rt().engine) as db:
+            client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
+            consent.withdraw(db, client, actor="operator")
+        click.echo(f"consent withdrawn for {client.email}; nothing more will be recorded")
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop once the queues are empty.")
+    def worker(burst):
+        """Run an RQ worker on every queue holdspace uses."""
+        from rq import Worker
+        rt = _rt()
+        Worker(rt.queues, connection=rt.redis).work(burst=burst, with_scheduler=True,
+                                                   logging_level="INFO")
+
+    @app.cli.command("scheduler")
+    def scheduler():
+        """Run RQ's cron scheduler with holdspace's periodic jobs."""
+        from rq.cron import CronScheduler
+        from workers.cron import register
+        sched = CronScheduler(connection=_rt().redis)
+        register(sched)
+        sched.start()
+
+    audit_group = click.Group("audit", help="The audit trail.")
+    app.cli.add_command(audit_group)
+
+    @audit_group.command("verify")
+    def audit_verify():
+        """Check the hash chain; exit 1 at the first broken link."""
+        from models.audit import verify
+        with session_scope(_rt().engine) as db:
+            report = verify(db)
+        if report.ok:
+            click.echo(f"audit chain intact: {report.checked} events")
+        else:
+            click.echo(f"audit chain broken at event {report.broken_at}: {report.reason} "
+                       f"({report.checked} events before it are intact)", err=True)
+            sys.exit(1)
+
+    @app.cli.command("demo")
+    def demo():
+        """The end-to-end demo that `make demo` runs."""
+        from demo.run import run_demo
+        sys.exit(run_demo(_rt()))

@@ -1,0 +1,9 @@
+"""holdspace's tables, the database engine and the coach-scoped queries.
+
+Imports none of the other packages: webhooks, workers, portal and bot build on this."""
+
+from models.tables import (  # noqa: F401
+    Asset, AuditEvent, Client, Coach, CoachingSession, Consent, DeletionReceipt, InboxEvent,
+    Link, MeetingMapping, OutboundMessage, PrivateNote, SessionState, Summary, Transcript,
+    CONSENT_SCOPES, MEDIA_POLICIES, new_id, utcnow,
+)

@@ -1,0 +1,107 @@
+"""Queries over coach data. Every one that reads a coach's clients, sessions or objects
+takes the coach id and filters on it; there is deliberately no unscoped accessor."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping)
+
+
+# Coaches are the tenants themselves: looking one up is how every request gets its scope.
+def coach_by_id(db: Session, coach_id: str) -> Coach | None:
+    return db.get(Coach, coach_id)
+
+
+def coach_by_email(db: Session, email: str) -> Coach | None:
+    return db.exec(select(Coach).where(Coach.email == email.strip().lower())).first()
+
+
+def coach_by_zoom_host(db: Session, host_id: str | None, host_email: str | None) -> Coach | None:
+    if host_id:
+        coach = db.exec(select(Coach).where(Coach.zoom_user_id == host_id)).first()
+        if coach:
+            return coach
+    return coach_by_email(db, host_email) if host_email else None
+
+
+def coach_by_slack_user(db: Session, slack_user_id: str) -> Coach | None:
+    return db.exec(select(Coach).where(Coach.slack_user_id == slack_user_id)).first()
+
+
+def all_coaches(db: Session) -> list[Coach]:
+    return list(db.exec(select(Coach).order_by(Coach.created_at)))
+
+
+def client_of(db: Session, coach_id: str, client_id: str) -> Client | None:
+    return db.exec(select(Client).where(Client.coach_id == coach_id,
+                                        Client.id == client_id)).first()
+
+
+def client_by_email(db: Session, coach_id: str, email: str) -> Client | None:
+    return db.exec(select(Client).where(Client.coach_id == coach_id,
+                                        Client.email == email.strip().lower())).first()
+
+
+def clients_by_emails(db: Session, coach_id: str, emails: list[str]) -> list[Client]:
+    wanted = {e.strip().lower() for e in emails if e}
+    if not wanted:
+        return []
+    return list(db.exec(select(Client).where(Client.coach_id == coach_id,
+                                             Client.email.in_(sorted(wanted)))))
+
+
+def clients_of(db: Session, coach_id: str) -> list[Client]:
+    return list(db.exec(select(Client).where(Client.coach_id == coach_id).order_by(Client.name)))
+
+
+def active_consent(db: Session, coach_id: str, client_id: str) -> Consent | None:
+    return db.exec(select(Consent).where(Consent.coach_id == coach_id,
+                                         Consent.client_id == client_id,
+                                         Consent.withdrawn_at.is_(None))
+                   .order_by(Consent.granted_at.desc())).first()
+
+
+def consents_of(db: Session, coach_id: str, client_id: str) -> list[Consent]:
+    return list(db.exec(select(Consent).where(Consent.coach_id == coach_id,
+                                              Consent.client_id == client_id)
+                        .order_by(Consent.granted_at)))
+
+
+def mapped_client(db: Session, coach_id: str, platform: str, meeting_id: str) -> Client | None:
+    mapping = db.exec(select(MeetingMapping).where(MeetingMapping.coach_id == coach_id,
+                                                   MeetingMapping.platform == platform,
+                                                   MeetingMapping.meeting_id == str(meeting_id))
+                      ).first()
+    return client_of(db, coach_id, mapping.client_id) if mapping else None
+
+
+def session_of(db: Session, coach_id: str, session_id: str) -> CoachingSession | None:
+    return db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
+                                                 CoachingSession.id == session_id)).first()
+
+
+def session_by_platform(db: Session, coach_id: str, platform: str,
+                        platform_uuid: str) -> CoachingSession | None:
+    return db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
+                                                 CoachingSession.platform == platform,
+                                                 CoachingSession.platform_uuid == platform_uuid)
+                   ).first()
+
+
+def sessions_of(db: Session, coach_id: str, client_id: str | None = None) -> list[CoachingSession]:
+    q = select(CoachingSession).where(CoachingSession.coach_id == coach_id)
+    if client_id:
+        q = q.where(CoachingSession.client_id == client_id)
+    return list(db.exec(q.order_by(CoachingSession.started_at.desc())))
+
+
+def assets_of_session(db: Session, coach_id: str, session_id: str) -> list[Asset]:
+    return list(db.exec(select(Asset).where(Asset.coach_id == coach_id,
+                                            Asset.session_id == session_id)
+                        .order_by(Asset.created_at)))
+
+
+def asset_for_file(db: Session, coach_id: str, session_id: str, file_id: str) -> Asset | None:
+    return db.exec(select(Asset).where(Asset.coach_id == coach_id, Asset.session_id == session_id,
+                                       Asset.platform_file_id == file_id)).first()

@@ -1,0 +1,233 @@
+"""The tables of DESIGN.md's Data section, as SQLModel classes.
+
+Times are aware UTC datetimes (SQLModel stores and returns them in UTC); ids of coaching things are random
+hex strings so they can appear in URLs and vault paths without revealing counts."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy.types import JSON
+from sqlmodel import Field, SQLModel
+
+CONSENT_SCOPES = ("record", "transcribe", "summarise", "share_with_client")
+MEDIA_POLICIES = ("keep_video", "audio_only", "drop_media_after_transcription")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SessionState(str, enum.Enum):
+    received = "received"
+    fetching = "fetching"
+    stored = "stored"
+    transcribing = "transcribing"
+    summarising = "summarising"
+    delivered = "delivered"
+    unmatched = "unmatched"
+    refused_no_consent = "refused_no_consent"
+    failed = "failed"
+
+
+class Coach(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    email: str = Field(unique=True, index=True)
+    name: str
+    slack_user_id: str | None = Field(default=None, unique=True)
+    zoom_user_id: str | None = Field(default=None, unique=True)
+    google_user_id: str | None = Field(default=None, unique=True)
+    time_zone: str = "UTC"
+    retention_years: int = 7
+    media_policy: str = "keep_video"
+    # Whether a recording refused for lack of consent is also moved to Zoom's trash.
+    trash_refused_recordings: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Client(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("coach_id", "email"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    email: str = Field(index=True)
+    name: str
+    last_session_at: datetime | None = None
+    # The vault's id for this client's data key (the key itself lives only wrapped, in the vault).
+    data_key_id: str | None = None
+    withdrawn_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Consent(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    scopes: str  # comma-separated subset of CONSENT_SCOPES
+    method: str  # written | verbal_attested
+    text_version: str
+    text_sha256: str
+    evidence_ip: str | None = None
+    evidence_user_agent: str | None = None
+    granted_at: datetime = Field(default_factory=utcnow)
+    withdrawn_at: datetime | None = None
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(s for s in self.scopes.split(",") if s)
+
+
+class MeetingMapping(SQLModel, table=True):
+    """A coach's own note that a recurring meeting belongs to one client."""
+    __table_args__ = (UniqueConstraint("coach_id", "platform", "meeting_id"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id")
+    platform: str = "zoom"
+    meeting_id: str
+
+
+class CoachingSession(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("coach_id", "platform", "platform_uuid"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str | None = Field(default=None, foreign_key="client.id", index=True)
+    platform: str
+    platform_meeting_id: str | None = None
+    platform_uuid: str
+    topic: str = ""
+    started_at: datetime | None = None
+    duration_minutes: int | None = None
+    ended_at: datetime | None = None
+    state: str = SessionState.received.value
+    error: str | None = None
+    reconcile_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Asset(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("session_id", "platform_file_id"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    session_id: str = Field(foreign_key="coachingsession.id", index=True)
+    kind: str  # video | audio | participant_audio | transcript | chat
+    platform_file_id: str
+    object_key: str
+    content_type: str
+    size: int
+    ciphertext_size: int
+    sha256: str
+    duration_seconds: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Transcript(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    session_id: str = Field(foreign_key="coachingsession.id", unique=True)
+    engine: str
+    language: str | None = None
+    segments: list = Field(default_factory=list, sa_column=Column(JSON))
+    text: str = Field(default="", sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Summary(SQLModel, table=True):
+    """Client tier and coach tier kept in separate columns; client views read only the first."""
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    session_id: str = Field(foreign_key="coachingsession.id", unique=True)
+    engine: str
+    client_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    coach_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PrivateNote(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str | None = Field(default=None, foreign_key="client.id", index=True)
+    session_id: str | None = Field(default=None, foreign_key="coachingsession.id")
+    body: str = Field(sa_column=Column(Text))
+    client_withdrawn: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Link(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)  # the token's jti
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    session_id: str | None = Field(default=None, foreign_key="coachingsession.id")
+    purpose: str  # session | consent | journey
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    uses: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only; each row stores the hash of the previous one (see models/audit.py)."""
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str
+    action: str = Field(index=True)
+    subject: str
+    coach_id: str | None = Field(default=None, index=True)
+    ip: str | None = None
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str
+    hash: str
+
+
+class InboxEvent(SQLModel, table=True):
+    """Every accepted webhook delivery (or reconciled discovery), unique on its dedupe key."""
+    __table_args__ = (Index("ix_inboxevent_status_updated", "status", "updated_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    event: str
+    dedupe_key: str = Field(unique=True)
+    source: str = "webhook"  # webhook | reconcile | sweep
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = "received"  # received | enqueued | processing | done | ignored | unmatched | refused | failed
+    attempts: int = 0
+    error: str | None = None
+    coach_id: str | None = Field(default=None, index=True)
+    session_id: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeletionReceipt(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str | None = None
+    scope: str  # client | session | retention
+    body: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    signature: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboundMessage(SQLModel, table=True):
+    """One row per message we mean to send, unique on its idempotency key, so a job retry
+    never sends twice."""
+    id: str = Field(default_factory=new_id, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    coach_id: str | None = Field(default=None, index=True)
+    channel: str  # email | slack
+    recipient: str
+    subject: str = ""
+    body: str = Field(default="", sa_column=Column(Text))
+    html: str | None = Field(default=None, sa_column=Column(Text))
+    status: str = "pending"  # pending | sent | failed
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

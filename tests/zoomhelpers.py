@@ -1,0 +1,41 @@
+"""Helpers for driving the Zoom webhook the way Zoom does: signed raw bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+ZOOM_SECRET = "zoom-webhook-secret-for-tests"
+
+COACH_ZOOM_ID = "z8yCxjabcdEFGHfp8uQ"
+COACH_EMAIL = "coach@example.com"
+CLIENT_EMAIL = "client@example.com"
+
+
+def signed_headers(body: bytes, secret: str = ZOOM_SECRET, timestamp: int | None = None) -> dict:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    sig = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-zm-request-timestamp": ts, "x-zm-signature": f"v0={sig}",
+            "content-type": "application/json"}
+
+
+def post_zoom(http, payload: dict | bytes, **kw):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return http.post("/webhooks/zoom", data=body, headers=signed_headers(body, **kw))
+
+
+def coach_and_client(hs, *, consent: str | None = "written", scopes: str | None = None,
+                     media_policy: str = "keep_video", trash: bool = False) -> tuple[str, str]:
+    coach_id = hs.run("coach", "add", "--email", COACH_EMAIL, "--name", "Casey Coach",
+                      "--zoom-user-id", COACH_ZOOM_ID, "--media-policy", media_policy,
+                      "--trash-refused" if trash else "--keep-refused")
+    client_id = hs.run("client", "add", "--coach-email", COACH_EMAIL, "--email", CLIENT_EMAIL,
+                       "--name", "Robin Client")
+    if consent:
+        args = ["consent", "grant", "--client-email", CLIENT_EMAIL, "--method", consent]
+        if scopes:
+            args += ["--scopes", scopes]
+        hs.run(*args)
+    return coach_id, client_id

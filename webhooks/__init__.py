@@ -1,0 +1,1 @@
+"""Incoming platform webhooks: authenticate, record in the inbox, enqueue, answer fast."""

@@ -1,0 +1,25 @@
+"""What the scheduler runs: the inbox sweeper and the daily sweep for missed recordings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from models import utcnow
+from workers import inbox, notify
+from workers.ingest import sweep_zoom_recordings
+from workers.runtime import current
+
+
+def sweep_inbox() -> dict:
+    """Every minute: queue inbox rows and messages whose job was lost or died."""
+    rt = current()
+    requeued = inbox.sweep(rt)
+    stale = notify.pending_messages(rt, utcnow() - timedelta(seconds=rt.settings.sweep_stale_seconds))
+    notify.dispatch(rt, stale)
+    return {"inbox": len(requeued), "messages": len(stale)}
+
+
+def register(scheduler) -> None:
+    scheduler.register(sweep_inbox, "default", interval=60, name="inbox sweeper")
+    scheduler.register(sweep_zoom_recordings, "default", cron="17 4 * * *",
+                       name="daily Zoom recordings sweep")

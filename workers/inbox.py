@@ -1,0 +1,77 @@
+"""The inbox: every accepted delivery becomes one row, unique on its dedupe key, before any
+work is queued. The row is the record; a lost job is found again by `sweep()`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from rq import Retry
+from rq.registry import StartedJobRegistry
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models import InboxEvent, utcnow
+from models.db import session_scope
+
+log = logging.getLogger(__name__)
+
+PENDING = ("received", "enqueued", "processing")
+
+
+def accept(rt, platform: str, event: str, dedupe_key: str, payload: dict,
+           source: str = "webhook") -> tuple[int, bool]:
+    """Record a delivery once. Returns (row id, True) for a new row, (row id, False) for a repeat."""
+    try:
+        with session_scope(rt.engine) as db:
+            row = InboxEvent(platform=platform, event=event, dedupe_key=dedupe_key,
+                             payload=payload, source=source)
+            db.add(row)
+            db.flush()
+            return row.id, True
+    except IntegrityError:
+        with session_scope(rt.engine) as db:
+            existing = db.exec(select(InboxEvent.id).where(InboxEvent.dedupe_key == dedupe_key)).one()
+            return existing, False
+
+
+def job_id(inbox_id: int) -> str:
+    return f"inbox-{inbox_id}"
+
+
+def enqueue(rt, inbox_id: int) -> bool:
+    """Queue the processing job; False (and no exception) when Redis is unreachable."""
+    from workers.ingest import process_inbox_event
+    try:
+        rt.queue("ingest").enqueue(
+            process_inbox_event, inbox_id, job_id=job_id(inbox_id), job_timeout=3 * 3600,
+            retry=Retry(max=3, interval=[30, 120, 600]), failure_ttl=7 * 86400)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("inbox %s recorded but not queued (%s); the sweeper will queue it",
+                    inbox_id, type(exc).__name__)
+        return False
+    with session_scope(rt.engine) as db:
+        row = db.get(InboxEvent, inbox_id)
+        if row and row.status in PENDING:
+            row.status, row.updated_at = "enqueued", utcnow()
+    return True
+
+
+def sweep(rt, now=None) -> list[int]:
+    """Re-queue inbox rows whose job never ran, was lost with Redis, or died with its worker.
+
+    `now` lets tests move the clock: RQ itself only notices a killed worker's job once that
+    job's heartbeat has expired."""
+    now = now or utcnow()
+    for q in rt.queues:
+        StartedJobRegistry(queue=q).cleanup(timestamp=now.timestamp())
+    stale_before = now - timedelta(seconds=rt.settings.sweep_stale_seconds)
+    with session_scope(rt.engine) as db:
+        ids = list(db.exec(select(InboxEvent.id).where(InboxEvent.status.in_(PENDING),
+                                                       InboxEvent.updated_at < stale_before)
+                           .order_by(InboxEvent.id)))
+    requeued = [i for i in ids if not rt.job_alive(job_id(i)) and enqueue(rt, i)]
+    if requeued:
+        log.info("sweeper re-queued %d inbox events", len(requeued))
+    return requeued

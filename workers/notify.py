@@ -1,0 +1,84 @@
+"""Telling people things, exactly once: each message is a row keyed by what it is about, and a
+job delivers it (Slack DM for coaches when configured, else email)."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Retry
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from models import Coach, OutboundMessage, utcnow
+from models.db import session_scope
+from workers.runtime import current
+
+log = logging.getLogger(__name__)
+
+
+def queue_message(db: Session, *, key: str, channel: str, recipient: str, subject: str,
+                  body: str, html: str | None = None, coach_id: str | None = None) -> OutboundMessage | None:
+    """Add a message in the caller's transaction; None when one with this key already exists."""
+    if db.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first():
+        return None
+    msg = OutboundMessage(idempotency_key=key, channel=channel, recipient=recipient,
+                          subject=subject, body=body, html=html, coach_id=coach_id)
+    try:
+        with db.begin_nested():
+            db.add(msg)
+    except IntegrityError:
+        return None
+    return msg
+
+
+def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str) -> OutboundMessage | None:
+    """Queue a note to the coach: their Slack DM when Slack is set up for them, else email."""
+    if rt.slack.configured and coach.slack_user_id:
+        return queue_message(db, key=key, channel="slack", recipient=coach.slack_user_id,
+                             subject=subject, body=f"*{subject}*\n{body}", coach_id=coach.id)
+    return queue_message(db, key=key, channel="email", recipient=coach.email,
+                         subject=f"holdspace: {subject}", body=body, coach_id=coach.id)
+
+
+def dispatch(rt, message_ids: list[str]) -> None:
+    """After the transaction that queued them commits: hand the messages to a worker."""
+    for mid in message_ids:
+        try:
+            if rt.job_alive(f"message-{mid}"):
+                continue
+            rt.queue("default").enqueue(deliver, mid, job_id=f"message-{mid}",
+                                        retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+        except Exception as exc:  # noqa: BLE001 - the sweeper sends what stays pending
+            log.warning("message %s not queued (%s); the sweeper will send it", mid, type(exc).__name__)
+
+
+def deliver(message_id: str) -> str:
+    """Send one queued message unless it already went out (job retries are harmless)."""
+    rt = current()
+    with session_scope(rt.engine) as db:
+        msg = db.get(OutboundMessage, message_id)
+        if msg is None or msg.status == "sent":
+            return "already sent"
+        msg.attempts += 1
+        channel, recipient, subject, body, html = msg.channel, msg.recipient, msg.subject, msg.body, msg.html
+    try:
+        if channel == "slack":
+            rt.slack.direct_message(recipient, body)
+        else:
+            rt.mailer.send(recipient, subject, body, html,
+                           headers={"X-Holdspace-Message": message_id})
+    except Exception as exc:
+        with session_scope(rt.engine) as db:
+            msg = db.get(OutboundMessage, message_id)
+            msg.error = str(exc)[:500]
+        raise
+    with session_scope(rt.engine) as db:
+        msg = db.get(OutboundMessage, message_id)
+        msg.status, msg.sent_at, msg.error = "sent", utcnow(), None
+    return "sent"
+
+
+def pending_messages(rt, older_than) -> list[str]:
+    with session_scope(rt.engine) as db:
+        return list(db.exec(select(OutboundMessage.id).where(OutboundMessage.status == "pending",
+                                                             OutboundMessage.created_at < older_than)))
