@@ -1,0 +1,854 @@
+"""A local stand-in for Zoom: a real HTTP server (OAuth, the API calls holdspace makes,
+recording downloads with Zoom's awkward answers) plus helpers to load the webhook fixtures
+in tests/fixtures/zoom/ and serve their files.
+
+    with ZoomStub() as zoom:
+        payload, body = load_fixture("recording_completed", zoom.base_url)
+        register_fixture_files(zoom, payload)
+        client = ZoomClient(**zoom.client_kwargs())
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import struct
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "zoom"
+FIXTURE_FILE_HOST = "https://example.zoom.us"
+
+# The people and account the fixtures are written for (the test author adds them to the DB).
+ACCOUNT_ID = "hsTestAcct-7QmW2xYz9k"
+HOST_ID = "z8yCxjabcdEFGHfp8uQ"
+HOST_EMAIL = "coach@example.com"
+CLIENT_EMAIL = "client@example.com"
+COACH_NAME = "Alex Morgan"
+CLIENT_NAME = "Sam Rivera"
+
+# A download token this stub refuses with 401 whatever else happens: the fixture
+# recording_completed_expired_token.json carries it.
+EXPIRED_DOWNLOAD_TOKEN = "expired-download-token"
+
+FILE_MODES = ("ok", "html", "html_octet", "drop", "short", "short_no_length", "429", "503",
+              "redirect_offlist", "redirect_loop", "slow")
+# Where each mode acts: at download_url (before the 302) or at the file itself.
+_REDIRECT_STAGE = frozenset({"html", "html_octet", "429", "503", "redirect_offlist",
+                             "redirect_loop"})
+_FILE_STAGE = frozenset({"drop", "short", "short_no_length", "slow"})
+
+CONTENT_TYPES = {
+    "MP4": "video/mp4",
+    "M4A": "audio/mp4",
+    "TRANSCRIPT": "text/vtt",
+    "CC": "text/vtt",
+    "CHAT": "text/plain",
+    "TIMELINE": "application/json",
+    "CSV": "text/csv",
+    "SUMMARY": "application/json",
+}
+
+LOGIN_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+              b"<title>Sign In | Zoom</title></head><body><form action=\"/signin\">"
+              b"<input name=\"email\"><input name=\"password\" type=\"password\"></form>"
+              b"</body></html>\n")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str                       # as sent: still percent-encoded, no query
+    query: dict[str, list[str]]
+    headers: dict[str, str]         # names lower-cased
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class StubFile:
+    data: bytes
+    content_type: str
+    mode: str = "ok"
+    times: int | None = None        # None: the mode stays; n: n more uses, then 'ok'
+    downloads: int = 0
+
+
+@dataclass
+class StubMeeting:
+    id: int
+    uuid: str
+    host_id: str
+    host_email: str
+    topic: str
+    type: int
+    start_time: str
+    duration: int
+    timezone: str
+    invitees: list[str]
+    registrants: list[str] | None
+    participants: list[dict]
+    files: list[dict] = field(default_factory=list)
+    participant_audio_files: list[dict] = field(default_factory=list)
+    share_url: str | None = None
+
+
+class ZoomStub:
+    """Zoom on 127.0.0.1: `POST /oauth/token`, `/v2/...` API calls, `/rec/download/<id>`
+    (302) and `/files/<id>` (the bytes). State is set with the `add_*` / `set_*` methods and
+    read back through `requests`, `token_requests`, `trashed` and `file_downloads()`."""
+
+    account_id = ACCOUNT_ID
+    client_id = "stub-client-id"
+    client_secret = "stub-client-secret-Hq3v9"
+
+    def __init__(self, *, expires_in: int = 3600, page_size: int = 2,
+                 slow_delay: float = 0.05, slow_chunk: int = 4096):
+        self.expires_in = expires_in
+        self.page_size = page_size
+        self.slow_delay = slow_delay
+        self.slow_chunk = slow_chunk
+        self.token_requests = 0
+        self.trashed: set[str] = set()
+        self._lock = threading.RLock()
+        self._requests: list[RecordedRequest] = []
+        self._access_tokens: dict[str, bool] = {}       # token -> still valid
+        self._download_tokens: dict[str, bool] = {}
+        self._meetings: dict[str, StubMeeting] = {}     # by uuid, in insertion order
+        self._upcoming: dict[str, list[dict]] = {}
+        self._files: dict[str, StubFile] = {}
+        self._failures: list[list] = []                 # [path_prefix, status, retry_after, n]
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> ZoomStub:
+        handler = type("ZoomStubHandler", (_Handler,), {"stub": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="zoom-stub", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> ZoomStub:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server, "ZoomStub is not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return self.base_url + "/v2"
+
+    @property
+    def oauth_url(self) -> str:
+        return self.base_url + "/oauth/token"
+
+    def client_kwargs(self) -> dict:
+        """Keyword arguments for `integrations.zoom.ZoomClient` pointed at this stub."""
+        return {"account_id": self.account_id, "client_id": self.client_id,
+                "client_secret": self.client_secret, "api_base_url": self.api_base_url,
+                "oauth_url": self.oauth_url, "download_hosts": ("127.0.0.1",)}
+
+    # --- recorded requests -----------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.startswith(path_prefix)
+                and (method is None or r.method == method)]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def revoke_access_tokens(self) -> None:
+        """Every access token issued so far answers 401 from now on."""
+        with self._lock:
+            for token in self._access_tokens:
+                self._access_tokens[token] = False
+
+    def issue_download_token(self) -> str:
+        with self._lock:
+            token = f"dl-{len(self._download_tokens) + 1}-{random.getrandbits(48):012x}"
+            self._download_tokens[token] = True
+            return token
+
+    def accept_download_token(self, token: str) -> None:
+        """Treat a token from a fixture as valid (the expired literal stays refused)."""
+        with self._lock:
+            self._download_tokens[token] = token != EXPIRED_DOWNLOAD_TOKEN
+
+    def expire_download_tokens(self) -> None:
+        with self._lock:
+            for token in self._download_tokens:
+                self._download_tokens[token] = False
+
+    def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None,
+                  path_prefix: str = "/v2/") -> None:
+        """The next `times` requests whose path starts with `path_prefix` answer `status`
+        (with `Retry-After` when given) before anything else is looked at."""
+        with self._lock:
+            self._failures.append([path_prefix, status, retry_after, times])
+
+    # --- meetings --------------------------------------------------------------------------
+
+    def add_meeting(self, meeting_id: int | str, uuid: str, host_id: str = HOST_ID,
+                    topic: str = "Coaching session",
+                    start_time: str = "2024-05-14T15:00:00Z", duration: int = 60,
+                    invitees: list[str] = (), registrants: list[str] | None = None,
+                    participants: list[dict] = (), files: list[dict] = (), *,
+                    participant_audio_files: list[dict] = (), host_email: str = HOST_EMAIL,
+                    timezone: str = "Europe/London", type: int = 2,
+                    share_url: str | None = None) -> StubMeeting:
+        """Register one meeting instance. `registrants=None` means registration is off (the
+        registrants call answers 400); `files` are recording file dicts as in the webhook."""
+        meeting = StubMeeting(
+            id=int(meeting_id), uuid=uuid, host_id=host_id, host_email=host_email,
+            topic=topic, type=type, start_time=start_time, duration=duration,
+            timezone=timezone, invitees=list(invitees),
+            registrants=None if registrants is None else list(registrants),
+            participants=[dict(p) for p in participants],
+            files=[dict(f) for f in files],
+            participant_audio_files=[dict(f) for f in participant_audio_files],
+            share_url=share_url)
+        with self._lock:
+            self._meetings[uuid] = meeting
+        return meeting
+
+    def add_recording_files(self, uuid: str, files: list[dict],
+                            participant_audio_files: list[dict] = ()) -> None:
+        """Add files to a registered instance; a file whose id is already there replaces it."""
+        with self._lock:
+            meeting = self._meetings[uuid]
+            for target, new in ((meeting.files, files),
+                                (meeting.participant_audio_files, participant_audio_files)):
+                for f in new:
+                    for i, old in enumerate(target):
+                        if f.get("id") and old.get("id") == f.get("id"):
+                            target[i] = dict(f)
+                            break
+                    else:
+                        target.append(dict(f))
+            self.trashed.discard(uuid)
+
+    def meeting(self, uuid: str) -> StubMeeting | None:
+        with self._lock:
+            return self._meetings.get(uuid)
+
+    def add_upcoming(self, user_id: str, meeting: dict) -> None:
+        with self._lock:
+            self._upcoming.setdefault(user_id, []).append(dict(meeting))
+
+    def recordings_object(self, uuid: str) -> dict | None:
+        """What `GET /meetings/{uuid}/recordings` answers (less the download token): the
+        webhook's `payload.object` shape. None when the instance has no recordings."""
+        with self._lock:
+            m = self._meetings.get(uuid)
+            if m is None or not m.files or uuid in self.trashed:
+                return None
+            obj = {
+                "uuid": m.uuid, "id": m.id, "account_id": self.account_id,
+                "host_id": m.host_id, "host_email": m.host_email, "topic": m.topic,
+                "type": m.type, "start_time": m.start_time, "timezone": m.timezone,
+                "duration": m.duration,
+                "total_size": sum(int(f.get("file_size") or 0) for f in m.files),
+                "recording_count": len(m.files),
+                "share_url": m.share_url or f"{self.base_url}/rec/share/{m.id}",
+                "recording_files": [dict(f) for f in m.files],
+            }
+            if m.participant_audio_files:
+                obj["participant_audio_files"] = [dict(f) for f in m.participant_audio_files]
+            return obj
+
+    # --- files -----------------------------------------------------------------------------
+
+    def add_file(self, file_id: str, data: bytes, content_type: str = "video/mp4",
+                 mode: str = "ok") -> None:
+        _check_mode(mode)
+        with self._lock:
+            self._files[file_id] = StubFile(data=bytes(data), content_type=content_type,
+                                            mode=mode)
+
+    def set_file_mode(self, file_id: str, mode: str, times: int | None = None) -> None:
+        """Serve `file_id` in `mode`; with `times`, only for that many requests, then 'ok'."""
+        _check_mode(mode)
+        with self._lock:
+            f = self._files[file_id]
+            f.mode, f.times = mode, times
+
+    def download_url_for(self, file_id: str) -> str:
+        return f"{self.base_url}/rec/download/{file_id}"
+
+    def file_downloads(self, file_id: str) -> int:
+        """How many times every byte of the file was sent."""
+        with self._lock:
+            f = self._files.get(file_id)
+            return f.downloads if f else 0
+
+    def file_data(self, file_id: str) -> bytes:
+        with self._lock:
+            return self._files[file_id].data
+
+    # --- used by the handler ---------------------------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _take_failure(self, path: str) -> tuple[int, float | None] | None:
+        with self._lock:
+            for failure in self._failures:
+                prefix, status, retry_after, times = failure
+                if path.startswith(prefix) and times > 0:
+                    failure[3] -= 1
+                    if failure[3] == 0:
+                        self._failures.remove(failure)
+                    return status, retry_after
+        return None
+
+    def _take_mode(self, file_id: str, stage: frozenset[str]) -> str:
+        with self._lock:
+            f = self._files[file_id]
+            if f.mode not in stage:
+                return "ok"
+            mode = f.mode
+            if f.times is not None:
+                f.times -= 1
+                if f.times <= 0:
+                    f.mode, f.times = "ok", None
+            return mode
+
+    def _issue_access_token(self) -> str:
+        with self._lock:
+            token = f"access-{len(self._access_tokens) + 1}"
+            self._access_tokens[token] = True
+            return token
+
+    def _access_token_valid(self, token: str | None) -> bool:
+        with self._lock:
+            return bool(token) and self._access_tokens.get(token, False)
+
+    def _download_token_valid(self, token: str | None) -> bool:
+        with self._lock:
+            return (bool(token) and token != EXPIRED_DOWNLOAD_TOKEN
+                    and self._download_tokens.get(token, False))
+
+    def _meeting_by_ref(self, ref: str, *, with_files: bool = False) -> StubMeeting | None:
+        """A uuid, or a numeric meeting id (then the latest instance registered with it)."""
+        with self._lock:
+            if ref in self._meetings:
+                return self._meetings[ref]
+            if ref.isdigit():
+                for m in reversed(list(self._meetings.values())):
+                    if m.id == int(ref) and (not with_files or m.files):
+                        return m
+            return None
+
+    def _known_user(self, user_id: str) -> bool:
+        with self._lock:
+            return user_id in self._upcoming or any(
+                user_id in (m.host_id, m.host_email) for m in self._meetings.values())
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in FILE_MODES:
+        raise ValueError(f"unknown file mode {mode!r}; one of {FILE_MODES}")
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _page_offset(token: str | None) -> int | None:
+    if not token:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return int(offset) if kind == "offset" else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _decode_uuid(segment: str) -> str | None:
+    """A uuid path segment as Zoom reads it: decoded once before routing, so a singly encoded
+    uuid that starts with `/` or has `//` no longer names one segment (404); a double-encoded
+    one is decoded again."""
+    once = unquote(segment)
+    if once.startswith("/") or "//" in once:
+        return None
+    return unquote(once) if "%" in once else once
+
+
+class _Handler(BaseHTTPRequestHandler):
+    stub: ZoomStub
+    server_version = "ZoomStub/1.0"
+    # HTTP/1.0: one request per connection, so a body without Content-Length ends at close.
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format, *args) -> None:     # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.raw_path = parts.path
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        length = int(headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        stub = self.stub
+        stub._record(RecordedRequest(method, self.raw_path, self.query, headers))
+        try:
+            failure = stub._take_failure(self.raw_path)
+            if failure:
+                status, retry_after = failure
+                extra = {"Retry-After": _num(retry_after)} if retry_after is not None else {}
+                return self._json(status, {"code": status, "message": _reason(status)}, extra)
+            if self.raw_path == "/oauth/token" and method == "POST":
+                return self._oauth()
+            if self.raw_path.startswith("/v2/"):
+                return self._api(method)
+            if self.raw_path.startswith("/rec/download/") and method == "GET":
+                return self._download(self.raw_path[len("/rec/download/"):])
+            if self.raw_path.startswith("/files/") and method == "GET":
+                return self._file(self.raw_path[len("/files/"):])
+            return self._json(404, {"code": 404, "message": "Not found"})
+        except (BrokenPipeError, ConnectionResetError):
+            pass        # the client hung up (a test killing a download); nothing to answer
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              extra: dict[str, str] | None = None, length: int | None = -1) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length == -1:
+            length = len(body)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, body: dict, extra: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json;charset=UTF-8", extra)
+
+    def _bearer(self) -> str | None:
+        value = self.headers.get("Authorization") or ""
+        return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+    def _param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def _paged(self, items: list, key: str, extra: dict | None = None) -> None:
+        try:
+            requested = int(self._param("page_size") or 30)
+        except ValueError:
+            requested = 30
+        size = max(1, min(requested, 300, self.stub.page_size))
+        offset = _page_offset(self._param("next_page_token"))
+        if offset is None:
+            return self._json(400, {"code": 300, "message": "Invalid next_page_token."})
+        end = offset + size
+        body = dict(extra or {})
+        body.update({"page_size": size, "total_records": len(items),
+                     "next_page_token": _page_token(end) if end < len(items) else "",
+                     key: items[offset:end]})
+        return self._json(200, body)
+
+    # --- OAuth -----------------------------------------------------------------------------
+
+    def _oauth(self) -> None:
+        stub = self.stub
+        with stub._lock:
+            stub.token_requests += 1
+        expected = base64.b64encode(f"{stub.client_id}:{stub.client_secret}".encode()).decode()
+        if (self.headers.get("Authorization") or "") != f"Basic {expected}":
+            return self._json(401, {"reason": "Invalid client_id or client_secret",
+                                    "error": "invalid_client"})
+        if self._param("grant_type") != "account_credentials":
+            return self._json(400, {"reason": "unsupported grant type",
+                                    "error": "unsupported_grant_type"})
+        if self._param("account_id") != stub.account_id:
+            return self._json(400, {"reason": "Invalid account_id", "error": "invalid_request"})
+        return self._json(200, {
+            "access_token": stub._issue_access_token(), "token_type": "bearer",
+            "expires_in": stub.expires_in,
+            "scope": "meeting:read:admin recording:read:admin recording:write:admin "
+                     "user:read:admin",
+            "api_url": stub.base_url})
+
+    # --- API -------------------------------------------------------------------------------
+
+    def _api(self, method: str) -> None:
+        stub = self.stub
+        if not stub._access_token_valid(self._bearer()):
+            return self._json(401, {"code": 124, "message": "Invalid access token."})
+        seg = self.raw_path[len("/v2/"):].split("/")
+        route = (method, seg[0], len(seg), seg[-1] if len(seg) == 3 else None)
+
+        if route[:3] == ("GET", "meetings", 2):
+            m = stub._meeting_by_ref(unquote(seg[1]))
+            if m is None:
+                return self._meeting_missing(unquote(seg[1]))
+            return self._json(200, _meeting_body(m))
+        if route == ("GET", "meetings", 3, "registrants"):
+            m = stub._meeting_by_ref(unquote(seg[1]))
+            if m is None:
+                return self._meeting_missing(unquote(seg[1]))
+            if m.registrants is None:
+                return self._json(400, {"code": 3000,
+                                        "message": "Registration has not been enabled for "
+                                                   "this meeting."})
+            items = [{"id": f"reg{i}", "email": e, "first_name": e.split("@")[0],
+                      "last_name": "", "status": "approved"}
+                     for i, e in enumerate(m.registrants)]
+            return self._paged(items, "registrants")
+        if route[:2] == ("GET", "past_meetings") and route[2:] == (3, "participants"):
+            uuid = _decode_uuid(seg[1])
+            m = stub.meeting(uuid) if uuid is not None else None
+            if m is None:
+                return self._meeting_missing(uuid or unquote(seg[1]))
+            items = [dict({"id": f"p{i}", "user_id": str(16778240 + i), "name": "",
+                           "user_email": "", "join_time": m.start_time,
+                           "leave_time": m.start_time, "duration": m.duration * 60}, **p)
+                     for i, p in enumerate(m.participants)]
+            return self._paged(items, "participants")
+        if route[1:] == ("meetings", 3, "recordings") and method in ("GET", "DELETE"):
+            uuid = _decode_uuid(seg[1])
+            m = stub._meeting_by_ref(uuid, with_files=True) if uuid is not None else None
+            obj = stub.recordings_object(m.uuid) if m else None
+            if obj is None:
+                return self._json(404, {"code": 3301, "message": "This recording does not "
+                                                                 "exist."})
+            if method == "DELETE":
+                if self._param("action") not in ("trash", "delete"):
+                    return self._json(400, {"code": 300, "message": "Invalid action."})
+                with stub._lock:
+                    stub.trashed.add(m.uuid)
+                return self._send(204, b"", "application/json", length=None)
+            if "download_access_token" in (self._param("include_fields") or "").split(","):
+                obj["download_access_token"] = stub.issue_download_token()
+            return self._json(200, obj)
+        if route == ("GET", "users", 3, "recordings"):
+            user = unquote(seg[1])
+            if not stub._known_user(user):
+                return self._json(404, {"code": 1001, "message": "User does not exist: "
+                                                                 f"{user}."})
+            lo, hi = self._param("from") or "", self._param("to") or "9999-12-31"
+            with stub._lock:
+                ms = [m for m in stub._meetings.values()
+                      if user in (m.host_id, m.host_email) and m.files
+                      and m.uuid not in stub.trashed and lo <= m.start_time[:10] <= hi]
+            ms.sort(key=lambda m: m.start_time, reverse=True)
+            items = [stub.recordings_object(m.uuid) for m in ms]
+            return self._paged(items, "meetings", {"from": lo, "to": hi})
+        if route == ("GET", "users", 3, "meetings"):
+            user = unquote(seg[1])
+            if not stub._known_user(user):
+                return self._json(404, {"code": 1001, "message": "User does not exist: "
+                                                                 f"{user}."})
+            kind = self._param("type") or "scheduled"
+            with stub._lock:
+                items = list(stub._upcoming.get(user, [])) if kind in (
+                    "upcoming", "upcoming_meetings") else []
+            return self._paged(items, "meetings")
+        return self._json(404, {"code": 300, "message": "Invalid api or method."})
+
+    def _meeting_missing(self, ref: str) -> None:
+        return self._json(404, {"code": 3001, "message": f"Meeting does not exist: {ref}."})
+
+    # --- downloads -------------------------------------------------------------------------
+
+    def _download(self, file_id: str) -> None:
+        stub = self.stub
+        if file_id not in stub._files:
+            return self._json(404, {"code": 3301, "message": "This recording does not exist."})
+        mode = stub._take_mode(file_id, _REDIRECT_STAGE)
+        if mode == "429":
+            return self._json(429, {"code": 429, "message": "You have reached the maximum "
+                                    "per-second rate limit for this API."},
+                              {"Retry-After": "1"})
+        if mode == "503":
+            return self._json(503, {"code": 503, "message": "Service unavailable."})
+        if mode == "html":
+            return self._send(200, LOGIN_PAGE, "text/html;charset=utf-8")
+        if mode == "html_octet":
+            # BOM and whitespace first: the client must sniff past them.
+            return self._send(200, b"\xef\xbb\xbf\r\n  " + LOGIN_PAGE,
+                              "application/octet-stream")
+        if "access_token" in self.query:
+            return self._json(401, {"code": 124, "message": "Query-string access tokens are "
+                                                            "no longer accepted."})
+        token = self._bearer()
+        if not (stub._download_token_valid(token) or stub._access_token_valid(token)):
+            return self._json(401, {"code": 124, "message": "Invalid access token."})
+        if mode == "redirect_offlist":
+            target = f"http://localhost:{stub.port}/files/{file_id}"
+        elif mode == "redirect_loop":
+            target = f"{stub.base_url}/rec/download/{file_id}"
+        else:
+            target = f"{stub.base_url}/files/{file_id}"
+        return self._send(302, b"", "text/html", {"Location": target})
+
+    def _file(self, file_id: str) -> None:
+        stub = self.stub
+        if file_id not in stub._files:
+            return self._json(404, {"code": 3301, "message": "This recording does not exist."})
+        mode = stub._take_mode(file_id, _FILE_STAGE)
+        with stub._lock:
+            f = stub._files[file_id]
+            data, ctype = f.data, f.content_type
+        if mode == "drop":
+            # Full Content-Length, half the body, then the connection closes.
+            return self._send(200, data[:len(data) // 2], ctype, length=len(data))
+        if mode == "short":
+            cut = data[:len(data) * 3 // 4]
+            return self._send(200, cut, ctype)
+        if mode == "short_no_length":
+            return self._send(200, data[:len(data) * 3 // 4], ctype, length=None)
+        if mode == "slow":
+            self._send(200, b"", ctype, length=len(data))
+            for i in range(0, len(data), stub.slow_chunk):
+                self.wfile.write(data[i:i + stub.slow_chunk])
+                self.wfile.flush()
+                time.sleep(stub.slow_delay)
+        else:
+            self._send(200, data, ctype)
+        self.wfile.flush()
+        with stub._lock:
+            f.downloads += 1
+
+
+def _meeting_body(m: StubMeeting) -> dict:
+    return {
+        "id": m.id, "uuid": m.uuid, "host_id": m.host_id, "host_email": m.host_email,
+        "topic": m.topic, "type": m.type, "status": "waiting", "start_time": m.start_time,
+        "duration": m.duration, "timezone": m.timezone,
+        "join_url": f"https://example.zoom.us/j/{m.id}",
+        "settings": {"meeting_invitees": [{"email": e} for e in m.invitees],
+                     "approval_type": 2 if m.registrants is None else 0,
+                     "auto_recording": "cloud"},
+    }
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _reason(status: int) -> str:
+    return {429: "You have reached the maximum per-second rate limit for this API.",
+            401: "Invalid access token."}.get(status, "Stub failure.")
+
+
+# --- deterministic file contents ------------------------------------------------------------
+
+def media_bytes(seed: str, size: int, *, brand: bytes = b"mp42") -> bytes:
+    """`size` deterministic bytes that begin like an MP4 (an `ftyp` box, then `mdat`), the
+    rest pseudo-random from `seed`."""
+    ftyp = struct.pack(">I4s4sI8s", 24, b"ftyp", brand, 0, brand + b"isom")
+    mdat = struct.pack(">I4s", max(size - 24, 8), b"mdat")
+    body = random.Random(f"media:{seed}").randbytes(max(size - 32, 0))
+    return (ftyp + mdat + body)[:size]
+
+
+_DIALOGUE = [
+    (COACH_NAME, "What would make this session useful for you today?"),
+    (CLIENT_NAME, "I want to work out how to raise the workload issue with my manager."),
+    (COACH_NAME, "What have you tried so far, and what happened?"),
+    (CLIENT_NAME, "I mentioned it once in a standup but it got brushed aside."),
+    (COACH_NAME, "If the conversation went well, what would be different next week?"),
+    (CLIENT_NAME, "I'd have two projects off my plate and a clear priority list."),
+    (COACH_NAME, "What's one small step you could commit to before we next meet?"),
+    (CLIENT_NAME, "I'll book a one-to-one for Thursday and write down my three asks."),
+    (COACH_NAME, "How confident do you feel about that, from one to ten?"),
+    (CLIENT_NAME, "About a seven. Writing it down first helps."),
+]
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def transcript_bytes(seed: str, size: int) -> bytes:
+    """A Zoom-style WebVTT transcript (`Speaker: text` cues) of exactly `size` bytes; a NOTE
+    block pads the end."""
+    rng = random.Random(f"vtt:{seed}")
+    out = "WEBVTT\n\n"
+    t, n = 1.0, 1
+    while True:
+        speaker, text = _DIALOGUE[(n - 1) % len(_DIALOGUE)]
+        length = 2.5 + rng.random() * 5
+        cue = f"{n}\n{_vtt_time(t)} --> {_vtt_time(t + length)}\n{speaker}: {text}\n\n"
+        if len(out) + len(cue) + 7 > size:
+            break
+        out += cue
+        t += length + rng.random()
+        n += 1
+    pad = size - len(out)
+    out += ("NOTE " + "-" * (pad - 7) + "\n\n") if pad >= 7 else "\n" * pad
+    return out.encode("ascii")[:size]
+
+
+def chat_bytes(seed: str, size: int) -> bytes:
+    """A Zoom-style saved chat (`HH:MM:SS From X to Everyone:` / tab-indented text) of
+    exactly `size` bytes, padded with blank lines."""
+    rng = random.Random(f"chat:{seed}")
+    out, t, n = "", 60, 0
+    while True:
+        speaker, text = _DIALOGUE[n % len(_DIALOGUE)]
+        line = (f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d} From {speaker} to "
+                f"Everyone:\n\t{text}\n")
+        if len(out) + len(line) > size:
+            break
+        out += line
+        t += rng.randint(20, 300)
+        n += 1
+    return (out + "\n" * (size - len(out))).encode("ascii")[:size]
+
+
+def file_bytes(file: dict) -> bytes:
+    """The bytes the stub serves for a webhook recording-file dict, `file_size` long."""
+    file_id, size, ftype = str(file["id"]), int(file.get("file_size") or 0), file["file_type"]
+    if ftype in ("TRANSCRIPT", "CC"):
+        return transcript_bytes(file_id, size)
+    if ftype == "CHAT":
+        return chat_bytes(file_id, size)
+    return media_bytes(file_id, size, brand=b"M4A " if ftype == "M4A" else b"mp42")
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+def fixture_names() -> list[str]:
+    return sorted(p.stem for p in FIXTURES_DIR.glob("*.json"))
+
+
+def load_fixture(name: str, file_base_url: str) -> tuple[dict, bytes]:
+    """tests/fixtures/zoom/<name>.json with every `download_url` moved from
+    https://example.zoom.us to `file_base_url`: the parsed payload and its body bytes (as a
+    webhook request would carry them)."""
+    name = name[:-5] if name.endswith(".json") else name
+    payload = json.loads((FIXTURES_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    _rebase_download_urls(payload, file_base_url.rstrip("/"))
+    return payload, json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+def _rebase_download_urls(node, base: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if (key == "download_url" and isinstance(value, str)
+                    and value.startswith(FIXTURE_FILE_HOST)):
+                node[key] = base + value[len(FIXTURE_FILE_HOST):]
+            else:
+                _rebase_download_urls(value, base)
+    elif isinstance(node, list):
+        for item in node:
+            _rebase_download_urls(item, base)
+
+
+def ended_meeting_files(obj: dict, base_url: str) -> list[dict]:
+    """The recordings the stub holds for a meeting.ended fixture (its recording.completed
+    never arrives): an MP4 and an M4A with ids derived from the uuid."""
+    start, end = obj["start_time"], obj.get("end_time") or obj["start_time"]
+    files = []
+    for ftype, ext, rtype, size in (("MP4", "MP4", "shared_screen_with_speaker_view", 204_800),
+                                    ("M4A", "M4A", "audio_only", 61_440)):
+        file_id = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"zoom:{obj['uuid']}:{ftype}"))
+        files.append({
+            "id": file_id, "meeting_id": obj["uuid"], "recording_start": start,
+            "recording_end": end, "file_type": ftype, "file_extension": ext,
+            "file_size": size, "download_url": f"{base_url}/rec/download/{file_id}",
+            "status": "completed", "recording_type": rtype})
+    return files
+
+
+def register_fixture_files(stub: ZoomStub, payload: dict, *,
+                           invitees: list[str] = (CLIENT_EMAIL,),
+                           participants: list[dict] | None = None) -> StubMeeting:
+    """Make `stub` hold what a fixture refers to: each file with an `id` (bytes of its
+    `file_size`, content type by `file_type`), its `download_token` (the expired literal stays
+    refused), and the meeting instance, so `GET /meetings/{uuid}/recordings` lists the same
+    files. A meeting.ended fixture gets `ended_meeting_files()`. Registering a second fixture
+    of the same instance adds its files."""
+    obj = payload["payload"]["object"]
+    files = [dict(f) for f in obj.get("recording_files") or []]
+    audio = [dict(f) for f in obj.get("participant_audio_files") or []]
+    if not files and payload.get("event") == "meeting.ended":
+        files = ended_meeting_files(obj, stub.base_url)
+    for f in files + audio:
+        if f.get("id"):
+            f["download_url"] = stub.download_url_for(f["id"])
+            if f.get("file_size") is not None:
+                stub.add_file(f["id"], file_bytes(f),
+                              CONTENT_TYPES.get(f["file_type"], "application/octet-stream"))
+    if payload.get("download_token"):
+        stub.accept_download_token(payload["download_token"])
+    if participants is None:
+        participants = [{"name": COACH_NAME, "user_email": obj.get("host_email", HOST_EMAIL)},
+                        {"name": CLIENT_NAME, "user_email": ""}]   # a guest: email hidden
+    existing = stub.meeting(obj["uuid"])
+    if existing:
+        stub.add_recording_files(obj["uuid"], files, audio)
+        return existing
+    return stub.add_meeting(
+        obj["id"], obj["uuid"], obj.get("host_id", HOST_ID), topic=obj.get("topic", ""),
+        start_time=obj.get("start_time", ""), duration=int(obj.get("duration") or 0),
+        host_email=obj.get("host_email", HOST_EMAIL),
+        timezone=obj.get("timezone", "UTC"), type=int(obj.get("type") or 2),
+        share_url=obj.get("share_url"),
+        invitees=list(invitees), registrants=[], participants=participants,
+        files=files, participant_audio_files=audio)
