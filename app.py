@@ -90,6 +90,8 @@ def _email(value: str) -> str:
 
 
 def register_cli(app: Flask) -> None:
+    from flask.cli import AppGroup
+
     from models import Client, Coach, MEDIA_POLICIES, audit
     from models import queries as q
     from models.db import migrate, session_scope
@@ -100,7 +102,7 @@ def register_cli(app: Flask) -> None:
         migrate(_rt().engine)
         click.echo("database ready")
 
-    coach_group = click.Group("coach", help="Coaches.")
+    coach_group = AppGroup("coach", help="Coaches.")
     app.cli.add_command(coach_group)
 
     @coach_group.command("add")
@@ -128,7 +130,7 @@ def register_cli(app: Flask) -> None:
             fail("a coach with that email, Slack, Zoom or Google id already exists")
         click.echo(coach.id)
 
-    client_group = click.Group("client", help="Clients.")
+    client_group = AppGroup("client", help="Clients.")
     app.cli.add_command(client_group)
 
     @client_group.command("add")
@@ -150,7 +152,7 @@ def register_cli(app: Flask) -> None:
             audit.record(db, "operator", "client.added", f"client:{client.id}", coach_id=coach.id)
         click.echo(client.id)
 
-    consent_group = click.Group("consent", help="Client consent.")
+    consent_group = AppGroup("consent", help="Client consent.")
     app.cli.add_command(consent_group)
 
     @consent_group.command("grant")
@@ -199,7 +201,7 @@ def register_cli(app: Flask) -> None:
         register(sched)
         sched.start()
 
-    audit_group = click.Group("audit", help="The audit trail.")
+    audit_group = AppGroup("audit", help="The audit trail.")
     app.cli.add_command(audit_group)
 
     @audit_group.command("verify")

@@ -74,6 +74,8 @@ class Settings:
     zoom_signature_window_seconds: int = 300
     max_webhook_bytes: int = 1 << 20
     reconcile_min_delay_seconds: int = 900
+    # Zoom needs about twice the meeting's length to process a recording.
+    reconcile_duration_factor: float = 2.0
     reconcile_max_attempts: int = 6
     sweep_stale_seconds: int = 120
     download_attempts: int = 4
@@ -123,6 +125,7 @@ class Settings:
             openai_summary_model=env.get("OPENAI_SUMMARY_MODEL") or "gpt-4o-mini",
             zoom_signature_window_seconds=_int(env, "ZOOM_SIGNATURE_WINDOW_SECONDS", 300),
             reconcile_min_delay_seconds=_int(env, "RECONCILE_MIN_DELAY_SECONDS", 900),
+            reconcile_duration_factor=float(env.get("RECONCILE_DURATION_FACTOR") or 2.0),
             sweep_stale_seconds=_int(env, "SWEEP_STALE_SECONDS", 120),
             download_attempts=_int(env, "DOWNLOAD_ATTEMPTS", 4),
             download_backoff_seconds=float(env.get("DOWNLOAD_BACKOFF_SECONDS") or 2.0),

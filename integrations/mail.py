@@ -43,8 +43,9 @@ class Mailer:
         """Send one message; returns its Message-ID."""
         msg = self.build(to, subject, text, html, headers)
         if not self.smtp_url:
-            self.maildir.mkdir(parents=True, exist_ok=True)
-            mailbox.Maildir(self.maildir, create=True).add(msg)
+            for sub in ("tmp", "new", "cur"):
+                (self.maildir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            mailbox.Maildir(self.maildir, create=False).add(msg)
             return msg["Message-ID"]
         url = urlparse(self.smtp_url)
         query = parse_qs(url.query)

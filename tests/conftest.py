@@ -140,11 +140,16 @@ class Holdspace:
         assert result.exit_code == 0, (args, result.output, result.exception)
         return result.output.strip()
 
-    def drain(self) -> None:
-        """Run a real RQ worker (in this process) until the queues are empty."""
+    def drain(self, advance: float = 0) -> None:
+        """Run a real RQ worker (in this process) until the queues are empty, first queueing
+        scheduled jobs that are due within `advance` seconds (a clock moved forward)."""
+        import time as _time
         from rq import SimpleWorker
-        from rq.scheduler import RQScheduler
-        RQScheduler([q.name for q in self.rt.queues], connection=self.rt.redis).enqueue_scheduled_jobs()
+        from rq.registry import ScheduledJobRegistry
+        for queue in self.rt.queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_jobs_to_schedule(_time.time() + advance):
+                registry.requeue(job_id)
         SimpleWorker(self.rt.queues, connection=self.rt.redis).work(burst=True, logging_level="WARNING")
 
     def db(self):
