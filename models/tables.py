@@ -196,7 +196,7 @@ class InboxEvent(SQLModel, table=True):
     dedupe_key: str = Field(unique=True)
     source: str = "webhook"  # webhook | reconcile | sweep
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
-    status: str = "received"  # received | enqueued | processing | done | ignored | unmatched | refused | failed
+    status: str = "received"  # received | processing | done | ignored | unmatched | refused | failed
     attempts: int = 0
     error: str | None = None
     coach_id: str | None = Field(default=None, index=True)

@@ -93,7 +93,7 @@ def receive():
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
             return _bad(400, f"{field} is not a list of files")
 
-    inbox_id, new = inbox.accept(rt, "zoom", event, key_for(event, obj), message)
-    if new:
+    inbox_id = inbox.accept(rt, "zoom", event, key_for(event, obj), message)
+    if inbox_id is not None:
         inbox.enqueue(rt, inbox_id)  # Redis down: still 200, the sweeper queues it later
-    return jsonify({"ok": True, "duplicate": not new})
+    return jsonify({"ok": True, "duplicate": inbox_id is None})

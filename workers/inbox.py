@@ -9,7 +9,8 @@ from datetime import timedelta
 import redis
 from rq import Retry
 from rq.registry import StartedJobRegistry
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from models import InboxEvent, utcnow
@@ -17,23 +18,23 @@ from models.db import session_scope
 
 log = logging.getLogger(__name__)
 
-PENDING = ("received", "enqueued", "processing")
+PENDING = ("received", "processing")
 
 
 def accept(rt, platform: str, event: str, dedupe_key: str, payload: dict,
-           source: str = "webhook") -> tuple[int, bool]:
-    """Record a delivery once. Returns (row id, True) for a new row, (row id, False) for a repeat."""
-    try:
-        with session_scope(rt.engine) as db:
-            row = InboxEvent(platform=platform, event=event, dedupe_key=dedupe_key,
-                             payload=payload, source=source)
-            db.add(row)
-            db.flush()
-            return row.id, True
-    except IntegrityError:
-        with session_scope(rt.engine) as db:
-            existing = db.exec(select(InboxEvent.id).where(InboxEvent.dedupe_key == dedupe_key)).one()
-            return existing, False
+           source: str = "webhook") -> int | None:
+    """Record a delivery once: the new row's id, or None when the key was seen before.
+
+    One INSERT ... ON CONFLICT DO NOTHING, so a repeat costs one short write and no error path."""
+    insert = pg_insert if rt.engine.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    stmt = (insert(InboxEvent)
+            .values(platform=platform, event=event, dedupe_key=dedupe_key, payload=payload,
+                    source=source, status="received", attempts=0, received_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboxEvent.id))
+    with rt.engine.begin() as conn:
+        return conn.execute(stmt).scalar()
 
 
 def job_id(inbox_id: int) -> str:
@@ -41,7 +42,10 @@ def job_id(inbox_id: int) -> str:
 
 
 def enqueue(rt, inbox_id: int) -> bool:
-    """Queue the processing job; False (and no exception) when Redis is unreachable."""
+    """Queue the processing job; False (and no exception) when Redis is unreachable.
+
+    The row stays `received` until the job starts: whether a job is still alive is asked of
+    RQ by the sweeper, which keeps the webhook's path to one database write."""
     from workers.ingest import process_inbox_event
     try:
         rt.queue("ingest").enqueue(
@@ -51,10 +55,6 @@ def enqueue(rt, inbox_id: int) -> bool:
         log.warning("inbox %s recorded but not queued (%s); the sweeper will queue it",
                     inbox_id, type(exc).__name__)
         return False
-    with session_scope(rt.engine) as db:
-        row = db.get(InboxEvent, inbox_id)
-        if row and row.status in PENDING:
-            row.status, row.updated_at = "enqueued", utcnow()
     return True
 
 

@@ -96,7 +96,7 @@ def process_inbox_event(inbox_id: int) -> str:
         ev = db.get(InboxEvent, inbox_id)
         if ev is None:
             return "missing"
-        if ev.status not in ("received", "enqueued", "processing"):
+        if ev.status not in ("received", "processing"):
             return ev.status
         ev.status, ev.attempts, ev.updated_at = "processing", ev.attempts + 1, utcnow()
         platform, event, payload = ev.platform, ev.event, ev.payload
@@ -361,7 +361,8 @@ def note_meeting_ended(rt, inbox_id: int, payload: dict) -> tuple[str, str | Non
         waiting = session.state == SessionState.received.value
         duration = session.duration_minutes or 0
     if waiting:
-        delay = max(rt.settings.reconcile_min_delay_seconds, 2 * duration * 60)
+        delay = max(rt.settings.reconcile_min_delay_seconds,
+                    rt.settings.reconcile_duration_factor * duration * 60)
         schedule_reconcile(rt, session_id, delay, attempt=1)
     return "done", session_id
 
@@ -405,12 +406,11 @@ def discovered(rt, recording: dict, source: str) -> int | None:
     payload = {"event": "recording.completed", "payload": {"object": recording},
                "download_token": recording.get("download_access_token")}
     payload["payload"]["object"] = {k: v for k, v in recording.items() if k != "download_access_token"}
-    inbox_id, new = inbox.accept(rt, "zoom", "recording.completed",
-                                 zoom_dedupe_key("recording.completed", recording), payload, source)
-    if new:
+    inbox_id = inbox.accept(rt, "zoom", "recording.completed",
+                            zoom_dedupe_key("recording.completed", recording), payload, source)
+    if inbox_id is not None:
         inbox.enqueue(rt, inbox_id)
-        return inbox_id
-    return None
+    return inbox_id
 
 
 def sweep_zoom_recordings(days: int = 3) -> int:
