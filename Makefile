@@ -26,7 +26,7 @@ demo: install
 
 run: install
 	$(BIN)/flask --app app init-db
-	$(BIN)/honcho start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BIN)/honcho start
 
 clean:
 	rm -rf var .pytest_cache
