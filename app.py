@@ -112,9 +112,13 @@ def register_cli(app: Flask) -> None:
     @click.option("--zoom-user-id")
     @click.option("--google-user-id")
     @click.option("--media-policy", type=click.Choice(MEDIA_POLICIES), default="keep_video")
-    @click.option("--trash-refused/--keep-refused", default=False,
-                  help="Move recordings refused for lack of consent to Zoom's trash.")
-    def coach_add(email, name, slack_user_id, zoom_user_id, google_user_id, media_policy, trash_refused):
+    @click.option("--trash-zoom-copies/--keep-zoom-copies", default=False,
+                  help="Move Zoom's cloud copy to Zoom's trash when holdspace refuses or deletes a recording.")
+    @click.option("--retention-years", type=click.IntRange(1, 100), default=7)
+    @click.option("--drop-media-after-days", type=click.IntRange(1, 36500),
+                  help="Delete video and audio this many days after a session (transcript and summary stay).")
+    def coach_add(email, name, slack_user_id, zoom_user_id, google_user_id, media_policy,
+                  trash_zoom_copies, retention_years, drop_media_after_days):
         """Add a coach; prints its id."""
         email = _email(email)
         from sqlalchemy.exc import IntegrityError
@@ -122,7 +126,9 @@ def register_cli(app: Flask) -> None:
             with session_scope(_rt().engine) as db:
                 coach = Coach(email=email, name=name.strip(), slack_user_id=slack_user_id or None,
                               zoom_user_id=zoom_user_id or None, google_user_id=google_user_id or None,
-                              media_policy=media_policy, trash_refused_recordings=trash_refused)
+                              media_policy=media_policy, trash_zoom_copies=trash_zoom_copies,
+                              retention_years=retention_years,
+                              drop_media_after_days=drop_media_after_days)
                 db.add(coach)
                 db.flush()
                 audit.record(db, "operator", "coach.added", f"coach:{coach.id}", coach_id=coach.id)

@@ -3,7 +3,8 @@
 Imports none of the other packages: webhooks, workers, portal and bot build on this."""
 
 from models.tables import (  # noqa: F401
-    Asset, AuditEvent, Client, Coach, CoachingSession, Consent, DeletionReceipt, InboxEvent,
+    Asset, AuditEvent, Client, ClientMemory, Coach, CoachInsight, CoachingSession, Consent,
+    DeletionReceipt, InboxEvent, TranscriptPassage,
     Link, MeetingMapping, OutboundMessage, PrivateNote, SessionState, Summary, Transcript,
     CONSENT_SCOPES, MEDIA_POLICIES, new_id, utcnow,
 )

@@ -46,9 +46,14 @@ class Coach(SQLModel, table=True):
     google_user_id: str | None = Field(default=None, unique=True)
     time_zone: str = "UTC"
     retention_years: int = 7
+    # Optionally drop video and audio this many days after a session, keeping transcript and summary.
+    drop_media_after_days: int | None = None
     media_policy: str = "keep_video"
-    # Whether a recording refused for lack of consent is also moved to Zoom's trash.
-    trash_refused_recordings: bool = False
+    # Whether Zoom's cloud copy is moved to Zoom's trash when holdspace refuses a recording
+    # (no consent) or deletes a client's data.
+    trash_zoom_copies: bool = False
+    # Whether Zoom's own transcript may be used (and waited for) instead of transcribing here.
+    allow_platform_transcript: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -141,14 +146,48 @@ class Transcript(SQLModel, table=True):
 
 
 class Summary(SQLModel, table=True):
-    """Client tier and coach tier kept in separate columns; client views read only the first."""
+    """The client tier of a session's summary: what the client may read."""
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", unique=True)
     engine: str
+    basic: bool = False  # made by the offline summariser, and labelled so
     client_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CoachInsight(SQLModel, table=True):
+    """The coach tier of a session's summary, in its own table so that no query written for a
+    client view can reach it by selecting one column too many."""
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    session_id: str = Field(foreign_key="coachingsession.id", unique=True)
+    engine: str
     coach_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ClientMemory(SQLModel, table=True):
+    """What carries from one session to the next: open commitments, themes, goals, threads."""
+    __table_args__ = (UniqueConstraint("coach_id", "client_id"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    sessions_seen: list = Field(default_factory=list, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TranscriptPassage(SQLModel, table=True):
+    """About half a minute of a transcript: the unit of full-text search (FTS5 on SQLite,
+    a tsvector on Postgres; see migration 0002)."""
+    id: int | None = Field(default=None, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    session_id: str = Field(foreign_key="coachingsession.id", index=True)
+    start: float
+    end: float
+    text: str = Field(sa_column=Column(Text))
 
 
 class PrivateNote(SQLModel, table=True):
@@ -211,8 +250,9 @@ class DeletionReceipt(SQLModel, table=True):
     client_id: str | None = None
     scope: str  # client | session | retention
     body: dict = Field(default_factory=dict, sa_column=Column(JSON))
-    signature: str
+    signature: str = ""  # set when the deletion has finished
     created_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
 
 
 class OutboundMessage(SQLModel, table=True):

@@ -30,7 +30,7 @@ def coach_and_client(hs, *, consent: str | None = "written", scopes: str | None 
                      media_policy: str = "keep_video", trash: bool = False) -> tuple[str, str]:
     coach_id = hs.run("coach", "add", "--email", COACH_EMAIL, "--name", "Casey Coach",
                       "--zoom-user-id", COACH_ZOOM_ID, "--media-policy", media_policy,
-                      "--trash-refused" if trash else "--keep-refused")
+                      "--trash-zoom-copies" if trash else "--keep-zoom-copies")
     client_id = hs.run("client", "add", "--coach-email", COACH_EMAIL, "--email", CLIENT_EMAIL,
                        "--name", "Robin Client")
     if consent:

@@ -1,0 +1,103 @@
+"""The one place that signs and checks client links.
+
+A token is the link's id signed with SECRET_KEY (itsdangerous); everything else about the
+link (purpose, subject, expiry, revocation, uses) lives in its `Link` row, so a link can be
+revoked or expire without the token changing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import Session, select
+
+from models import Link, audit, utcnow
+
+PURPOSES = ("session", "consent", "journey")
+
+
+class LinkNotFound(Exception):
+    """Forged, tampered or unknown: the caller may not learn that anything exists (404)."""
+
+
+class LinkGone(Exception):
+    """Expired or revoked (410); carries the row so the page can offer a fresh link."""
+
+    def __init__(self, link: Link, reason: str):
+        super().__init__(reason)
+        self.link, self.reason = link, reason
+
+
+def _serializer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="holdspace.link.v1")
+
+
+def token_for(secret_key: str, link: Link) -> str:
+    return _serializer(secret_key).dumps(link.id)
+
+
+def issue(db: Session, secret_key: str, *, coach_id: str, client_id: str, purpose: str,
+          ttl_seconds: int, session_id: str | None = None, actor: str = "system") -> tuple[Link, str]:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    link = Link(coach_id=coach_id, client_id=client_id, session_id=session_id, purpose=purpose,
+                expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+    db.add(link)
+    db.flush()
+    audit.record(db, actor, "link.issued", f"link:{link.id}", coach_id=coach_id,
+                 purpose=purpose, client=client_id, session=session_id)
+    return link, token_for(secret_key, link)
+
+
+def check(db: Session, secret_key: str, token: str, purpose: str, *, ip: str | None = None,
+          count_use: bool = True) -> Link:
+    """The live link behind a token, its use counted and audited; raises LinkNotFound/LinkGone."""
+    try:
+        link_id = _serializer(secret_key).loads(token)
+    except BadSignature:
+        raise LinkNotFound() from None
+    link = db.get(Link, link_id) if isinstance(link_id, str) else None
+    if link is None or link.purpose != purpose:
+        raise LinkNotFound()
+    if link.revoked_at is not None:
+        raise LinkGone(link, "revoked")
+    if link.expires_at <= utcnow():
+        raise LinkGone(link, "expired")
+    if count_use:
+        link.uses += 1
+        audit.record(db, "client", "link.used", f"link:{link.id}", coach_id=link.coach_id, ip=ip,
+                     purpose=purpose, session=link.session_id)
+    return link
+
+
+def revoke_for_client(db: Session, coach_id: str, client_id: str, *,
+                      session_id: str | None = None, actor: str = "system") -> int:
+    """Revoke the client's live links (only one session's, when given); returns how many."""
+    q = select(Link).where(Link.coach_id == coach_id, Link.client_id == client_id,
+                           Link.revoked_at.is_(None))
+    if session_id:
+        q = q.where(Link.session_id == session_id)
+    links = list(db.exec(q))
+    now = utcnow()
+    for link in links:
+        link.revoked_at = now
+    if links:
+        audit.record(db, actor, "link.revoked", f"client:{client_id}", coach_id=coach_id,
+                     count=len(links), session=session_id)
+    return len(links)
+
+
+def current_journey_link(db: Session, coach_id: str, client_id: str) -> Link | None:
+    return db.exec(select(Link).where(Link.coach_id == coach_id, Link.client_id == client_id,
+                                      Link.purpose == "journey", Link.revoked_at.is_(None),
+                                      Link.expires_at > utcnow())
+                   .order_by(Link.expires_at.desc())).first()
+
+
+def purge_expired(db: Session, older_than: timedelta, now=None) -> int:
+    """Delete link rows that expired longer ago than `older_than` (they answer 404 after)."""
+    cutoff = (now or utcnow()) - older_than
+    rows = list(db.exec(select(Link).where(Link.expires_at < cutoff)))
+    for row in rows:
+        db.delete(row)
+    return len(rows)
