@@ -29,6 +29,8 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
 
     from webhooks.zoom import bp as zoom_webhook
     app.register_blueprint(zoom_webhook)
+    import portal
+    portal.register(app)
 
     @app.get("/healthz")
     def healthz():
@@ -167,27 +169,53 @@ def register_cli(app: Flask) -> None:
     @click.option("--scopes", help="Comma list of record,transcribe,summarise,share_with_client (all when left out).")
     @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
     def consent_grant(client_email, method, scopes, coach_email):
-        """Record a client's consent."""
-        from workers import consent
+        """Record a client's consent (a verbal one is confirmed to the client by email)."""
+        from workers import consent, notify
+        from workers.delivery import request_consent
         try:
             scope_list = consent.parse_scopes(scopes)
         except consent.ConsentError as exc:
             fail(str(exc))
-        with session_scope(_rt().engine) as db:
+        rt = _rt()
+        with session_scope(rt.engine) as db:
             client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
             record = consent.grant(db, client, scopes=scope_list, method=method, actor="operator")
-        click.echo(f"consent {record.id} granted: {','.join(scope_list)} ({method})")
+            coach = q.coach_by_id(db, client.coach_id)
+            confirmation = (request_consent(db, rt, client, coach, verbal=True, actor="operator")
+                            if method == "verbal_attested" else None)
+        if confirmation:
+            notify.dispatch(rt, [confirmation])
+        click.echo(f"consent {record.id} granted: {','.join(scope_list)} ({method})"
+                   + ("; confirmation emailed to the client" if confirmation else ""))
+
+    @consent_group.command("request")
+    @click.option("--client-email", required=True)
+    @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
+    def consent_request(client_email, coach_email):
+        """Email the client a link to the consent page."""
+        from workers import notify
+        from workers.delivery import request_consent
+        rt = _rt()
+        with session_scope(rt.engine) as db:
+            client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
+            coach = q.coach_by_id(db, client.coach_id)
+            message_id = request_consent(db, rt, client, coach, actor="operator")
+        notify.dispatch(rt, [message_id])
+        click.echo(f"consent request emailed to {client.email}")
 
     @consent_group.command("withdraw")
     @click.option("--client-email", required=True)
     @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
     def consent_withdraw(client_email, coach_email):
-        """Withdraw a client's consent: nothing more is recorded for them."""
-        from workers import consent
-        with session_scope(_rt().engine) as db:
+        """Withdraw a client's consent and delete their data (prints the signed receipt's id)."""
+        from workers.erasure import run_erasure, start_client_erasure
+        rt = _rt()
+        with session_scope(rt.engine) as db:
             client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
-            consent.withdraw(db, client, actor="operator")
-        click.echo(f"consent withdrawn for {client.email}; nothing more will be recorded")
+            receipt = start_client_erasure(db, client.coach_id, client.id, reason="withdrawal",
+                                           actor="operator")
+        run_erasure(receipt.id)
+        click.echo(f"consent withdrawn for {client.email}; data deleted, receipt {receipt.id}")
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop once the queues are empty.")

@@ -105,3 +105,8 @@ def assets_of_session(db: Session, coach_id: str, session_id: str) -> list[Asset
 def asset_for_file(db: Session, coach_id: str, session_id: str, file_id: str) -> Asset | None:
     return db.exec(select(Asset).where(Asset.coach_id == coach_id, Asset.session_id == session_id,
                                        Asset.platform_file_id == file_id)).first()
+
+
+def media_assets_of_session(db: Session, coach_id: str, session_id: str, kinds) -> list[Asset]:
+    return list(db.exec(select(Asset).where(Asset.coach_id == coach_id, Asset.session_id == session_id,
+                                            Asset.kind.in_(list(kinds)))))

@@ -123,7 +123,8 @@ class Asset(SQLModel, table=True):
     coach_id: str = Field(foreign_key="coach.id", index=True)
     client_id: str = Field(foreign_key="client.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", index=True)
-    kind: str  # video | audio | participant_audio | transcript | chat
+    kind: str  # video | audio | participant_audio | transcript | chat | transcript_vtt
+    label: str | None = None  # for a participant's own audio track: whose voice it is
     platform_file_id: str
     object_key: str
     content_type: str

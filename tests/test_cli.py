@@ -39,12 +39,16 @@ def test_coach_client_consent_lifecycle(hs):
         assert [c.scopes for c in consents] == ["record,transcribe,summarise,share_with_client", "record"]
         assert consents[0].withdrawn_at is not None and consents[1].withdrawn_at is None
         assert consents[1].method == "verbal_attested" and len(consents[1].text_sha256) == 64
-    hs.run("consent", "withdraw", "--client-email", "robin@example.com")
+    out = hs.run("consent", "withdraw", "--client-email", "robin@example.com")
+    assert "data deleted, receipt" in out
     with hs.db() as db:
         assert all(c.withdrawn_at for c in db.exec(select(Consent)))
         assert db.exec(select(Client)).one().withdrawn_at is not None
         actions = [e.action for e in db.exec(select(AuditEvent).order_by(AuditEvent.id))]
-    assert actions == ["coach.added", "client.added", "consent.granted", "consent.granted", "consent.withdrawn"]
+    assert [a for a in actions if a.split(".")[0] in ("coach", "client", "consent", "erasure")] == [
+        "coach.added", "client.added", "consent.granted", "consent.granted", "consent.withdrawn",
+        "erasure.requested", "erasure.completed"]
+    assert "link.issued" in actions  # the verbal consent's confirmation to the client
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,6 +13,10 @@ COACH_ZOOM_ID = "z8yCxjabcdEFGHfp8uQ"
 COACH_EMAIL = "coach@example.com"
 CLIENT_EMAIL = "client@example.com"
 
+# Once stored, the pipeline carries a session on (transcript, summary, delivery); what ingest
+# itself must show is that the recording got there and what it stored from the platform.
+STORED_OR_LATER = ("stored", "transcribing", "summarising", "delivered")
+
 
 def signed_headers(body: bytes, secret: str = ZOOM_SECRET, timestamp: int | None = None) -> dict:
     ts = str(int(time.time()) if timestamp is None else timestamp)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from models import utcnow
 from workers import inbox, notify
+from workers.erasure import apply_retention, resume_unfinished
 from workers.ingest import sweep_zoom_recordings
 from workers.runtime import current
 
@@ -16,10 +17,12 @@ def sweep_inbox() -> dict:
     requeued = inbox.sweep(rt)
     stale = notify.pending_messages(rt, utcnow() - timedelta(seconds=rt.settings.sweep_stale_seconds))
     notify.dispatch(rt, stale)
-    return {"inbox": len(requeued), "messages": len(stale)}
+    erasures = resume_unfinished(rt, older_than_seconds=rt.settings.sweep_stale_seconds)
+    return {"inbox": len(requeued), "messages": len(stale), "erasures": len(erasures)}
 
 
 def register(scheduler) -> None:
     scheduler.register(sweep_inbox, "default", interval=60, name="inbox sweeper")
     scheduler.register(sweep_zoom_recordings, "default", cron="17 4 * * *",
                        name="daily Zoom recordings sweep")
+    scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")

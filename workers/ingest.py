@@ -35,6 +35,7 @@ class PlatformFile:
     size: int | None
     extension: str
     content_type: str
+    label: str | None = None  # a participant track's speaker
 
     @property
     def download_kind(self) -> str:
@@ -62,9 +63,11 @@ def zoom_files(obj: dict) -> list[PlatformFile]:
                                     str(f.get("file_extension") or f["file_type"]).lower(), kind[1]))
     for f in obj.get("participant_audio_files") or []:
         if f.get("id") and f.get("status") == "completed" and f.get("download_url"):
+            # Zoom names each track "Audio only - <participant>".
+            label = str(f.get("file_name") or "").split(" - ", 1)[-1].strip() or None
             out.append(PlatformFile(str(f["id"]), "participant_audio", f["download_url"],
                                     f.get("file_size"), str(f.get("file_extension") or "m4a").lower(),
-                                    "audio/mp4"))
+                                    "audio/mp4", label))
     return out
 
 
@@ -109,6 +112,9 @@ def process_inbox_event(inbox_id: int) -> str:
             _finish(rt, inbox_id, "failed", None, error=f"{type(exc).__name__}: {exc}"[:500])
         raise
     _finish(rt, inbox_id, outcome, session_id)
+    if outcome == "done" and session_id:
+        from workers.pipeline import enqueue_advance
+        enqueue_advance(rt, session_id)  # transcription, summary, delivery: each its own job
     return outcome
 
 
@@ -240,7 +246,7 @@ def _consent_gate(rt, session_id: str, obj: dict) -> frozenset[str] | None:
                    "no active consent with the record scope")
         audit.record(db, "system", "session.refused_no_consent", f"session:{session.id}",
                      coach_id=coach.id, client=client.id)
-        trash = coach.trash_refused_recordings and rt.zoom.configured
+        trash = coach.trash_zoom_copies and rt.zoom.configured
         if first_time:
             msg = notify.tell_coach(
                 db, rt, coach, key=f"refused:{session.id}",
@@ -282,7 +288,7 @@ def _download(rt, session_id: str, files: list[PlatformFile], token: str | None,
             return _download_failed(rt, session_id, f, exc), session_id
         with session_scope(rt.engine) as db:
             asset = Asset(coach_id=coach_id, client_id=client_id, session_id=session_id,
-                          kind=f.kind, platform_file_id=f.file_id, object_key=stored.key,
+                          kind=f.kind, label=f.label, platform_file_id=f.file_id, object_key=stored.key,
                           content_type=f.content_type, size=stored.size,
                           ciphertext_size=stored.ciphertext_size, sha256=stored.sha256)
             try:

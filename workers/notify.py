@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from rq import Retry
+from rq import Retry, get_current_job
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -16,10 +16,14 @@ from workers.runtime import current
 log = logging.getLogger(__name__)
 
 
+def message_exists(db: Session, key: str) -> bool:
+    return db.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first() is not None
+
+
 def queue_message(db: Session, *, key: str, channel: str, recipient: str, subject: str,
                   body: str, html: str | None = None, coach_id: str | None = None) -> OutboundMessage | None:
     """Add a message in the caller's transaction; None when one with this key already exists."""
-    if db.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first():
+    if message_exists(db, key):
         return None
     msg = OutboundMessage(idempotency_key=key, channel=channel, recipient=recipient,
                           subject=subject, body=body, html=html, coach_id=coach_id)
@@ -68,9 +72,24 @@ def deliver(message_id: str) -> str:
             rt.mailer.send(recipient, subject, body, html,
                            headers={"X-Holdspace-Message": message_id})
     except Exception as exc:
+        job = get_current_job()
+        final = job is None or not job.retries_left
         with session_scope(rt.engine) as db:
             msg = db.get(OutboundMessage, message_id)
             msg.error = str(exc)[:500]
+            report = None
+            if final:
+                msg.status = "failed"
+                coach = db.get(Coach, msg.coach_id) if msg.coach_id else None
+                # A coach learns when a client's email could not be sent; a failed note to the
+                # coach is not reported to the same coach through the same failing channel.
+                if coach and recipient not in (coach.email, coach.slack_user_id):
+                    report = tell_coach(db, rt, coach, key=f"send-failed:{message_id}",
+                                        subject=f"An email to {recipient} could not be sent",
+                                        body=f"\"{subject}\" to {recipient} failed after {msg.attempts} "
+                                             f"attempts: {msg.error}")
+        if report:
+            dispatch(rt, [report.id])
         raise
     with session_scope(rt.engine) as db:
         msg = db.get(OutboundMessage, message_id)

@@ -74,6 +74,9 @@ def upgrade():
         batch_op.add_column(sa.Column('allow_platform_transcript', sa.Boolean(), nullable=False,
                                       server_default=sa.true()))
 
+    with op.batch_alter_table('asset', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('label', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+
     with op.batch_alter_table('deletionreceipt', schema=None) as batch_op:
         batch_op.add_column(sa.Column('completed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.alter_column('signature', server_default='')
@@ -103,6 +106,8 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('asset', schema=None) as batch_op:
+        batch_op.drop_column('label')
     with op.batch_alter_table('deletionreceipt', schema=None) as batch_op:
         batch_op.drop_column('completed_at')
     with op.batch_alter_table('coach', schema=None) as batch_op:

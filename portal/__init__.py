@@ -1,0 +1,11 @@
+"""Client pages opened by signed links (session, journey, consent), and later the coach
+dashboard. Pages only read and enqueue; the work happens in workers/."""
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from portal.client import bp as client_pages
+    from portal.consent import bp as consent_pages
+    app.register_blueprint(client_pages)
+    app.register_blueprint(consent_pages)

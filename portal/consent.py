@@ -1,0 +1,114 @@
+"""The client's consent page: what is recorded, where, for whom and how long; one checkbox per
+scope; and withdrawal, which starts the deletion of everything."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request
+
+from models import CONSENT_SCOPES, audit, consent_text
+from models import queries as q
+from models.db import session_scope
+from portal.client import _gone, open_link
+from portal.security import token_page
+from workers import links, notify
+
+bp = Blueprint("consent_pages", __name__, template_folder="templates")
+
+SCOPE_LABELS = {
+    "record": "Record my sessions (audio and video) and keep the recording",
+    "transcribe": "Make a transcript of each session",
+    "summarise": "Make a written summary of each session and keep track of what I committed to",
+    "share_with_client": "Let me download my recordings and transcripts",
+}
+
+
+def _rt():
+    return current_app.extensions["holdspace"]
+
+
+def _storage_phrase(storage_url: str) -> str:
+    if storage_url.startswith("s3://"):
+        return "Encrypted, in your coach's practice's cloud storage, under a key that is yours alone."
+    return "Encrypted, on your coach's practice's own server, under a key that is yours alone."
+
+
+def _page(db, link, token, notice=None):
+    client = q.client_of(db, link.coach_id, link.client_id)
+    coach = q.coach_by_id(db, link.coach_id)
+    active = q.active_consent(db, coach.id, client.id)
+    return render_template(
+        "consent.html", token=token, client=client, coach=coach, text=consent_text.TEXT,
+        version=consent_text.VERSION, sha256=consent_text.SHA256,
+        scopes=[(s, SCOPE_LABELS[s]) for s in CONSENT_SCOPES],
+        current=sorted(active.scope_set, key=CONSENT_SCOPES.index) if active else [],
+        current_method=active.method if active else None,
+        storage=_storage_phrase(_rt().settings.storage_url), notice=notice)
+
+
+@bp.route("/c/<token>", methods=["GET", "POST"])
+@token_page
+def consent_page(token):
+    from workers import consent
+    with session_scope(_rt().engine) as db:
+        try:
+            link = open_link(db, token, "consent")
+        except links.LinkNotFound:
+            abort(404)
+        except links.LinkGone as exc:
+            return _gone(db, exc, token)
+        if request.method == "GET":
+            return _page(db, link, token)
+        chosen = [s for s in request.form.getlist("scope") if s in CONSENT_SCOPES]
+        try:
+            scopes = consent.parse_scopes(",".join(chosen)) if chosen else None
+        except consent.ConsentError as exc:
+            return _page(db, link, token, notice=str(exc)), 400
+        if not scopes or "record" not in scopes:
+            return _page(db, link, token, notice="Recording is what this consent is about: tick it to "
+                                                 "agree, or withdraw below to stop and delete everything."), 400
+        client = q.client_of(db, link.coach_id, link.client_id)
+        coach = q.coach_by_id(db, link.coach_id)
+        consent.grant(db, client, scopes=scopes, method="written", actor="client",
+                      ip=request.remote_addr, user_agent=request.headers.get("User-Agent", "")[:300])
+        msg = notify.tell_coach(db, _rt(), coach, key=f"consent-granted:{client.id}:{link.id}:{','.join(scopes)}",
+                                subject=f"{client.name} gave written consent",
+                                body=f"{client.name} <{client.email}> agreed to: {', '.join(scopes)}.")
+        page = _page(db, link, token, notice="Thank you. Your choice is saved.")
+    if msg:
+        notify.dispatch(_rt(), [msg.id])
+    return page
+
+
+@bp.post("/c/<token>/withdraw")
+@token_page
+def withdraw(token):
+    from workers.erasure import enqueue_erasure, start_client_erasure
+    with session_scope(_rt().engine) as db:
+        try:
+            link = open_link(db, token, "consent")
+        except links.LinkNotFound:
+            abort(404)
+        except links.LinkGone as exc:
+            return _gone(db, exc, token)
+        if request.form.get("confirm") != "yes":
+            return _page(db, link, token, notice="Please tick the box to confirm."), 400
+        client = q.client_of(db, link.coach_id, link.client_id)
+        receipt = start_client_erasure(db, link.coach_id, client.id, reason="withdrawal",
+                                       actor="client", ip=request.remote_addr)
+        coach = q.coach_by_id(db, link.coach_id)
+        msg = notify.tell_coach(db, _rt(), coach, key=f"consent-withdrawn:{receipt.id}",
+                                subject=f"{client.name} withdrew consent",
+                                body=f"{client.name} <{client.email}> withdrew consent. holdspace is "
+                                     "deleting their recordings, transcripts and summaries; you will "
+                                     "get the deletion receipt. Your private notes stay with you.")
+        receipt_id = receipt.id
+        audit.record(db, "client", "consent.withdraw_requested", f"client:{client.id}",
+                     coach_id=coach.id, ip=request.remote_addr)
+    try:
+        enqueue_erasure(_rt(), receipt_id)
+        notify.dispatch(_rt(), [msg.id] if msg else [])
+    except Exception:  # noqa: BLE001 - Redis down: the sweeper finishes the deletion
+        current_app.logger.warning("erasure %s recorded but not queued", receipt_id)
+    return render_template("message.html", title="Your consent is withdrawn",
+                           message="Nothing more will be recorded. Your data is being deleted now; "
+                                   "a receipt listing what was deleted is on its way to your email.")

@@ -1,0 +1,142 @@
+"""Emails to clients: a delivered session, a consent request or confirmation, a fresh link.
+
+Each message is queued under an idempotency key (workers/notify.py), so a job that runs twice
+sends once; the coach's own copy says what went out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlmodel import Session, select
+
+from models import CoachingSession, SessionState, Summary, audit, utcnow
+from models import queries as q
+from models.db import session_scope
+from workers import links, notify
+from workers.runtime import current
+
+_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "emails"),
+                   autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                   trim_blocks=True, lstrip_blocks=True)
+
+DELIVERABLE = {SessionState.stored.value, SessionState.transcribing.value,
+               SessionState.summarising.value}
+
+
+def render(name: str, **context) -> str:
+    return _env.get_template(name).render(**context)
+
+
+def summary_lines(client_tier: dict, limit: int = 3) -> list[str]:
+    """Two or three lines of the client tier for an email: overview first, then commitments."""
+    lines = []
+    if client_tier.get("overview"):
+        lines.append(str(client_tier["overview"]).strip()[:300])
+    for item in client_tier.get("commitments") or []:
+        what = item.get("what") if isinstance(item, dict) else str(item)
+        if what:
+            lines.append(f"You agreed: {what}"[:200])
+    return lines[:limit]
+
+
+def when_of(session: CoachingSession) -> str:
+    return session.started_at.strftime("%A %-d %B %Y") if session.started_at else "your last session"
+
+
+def deliver_session(session_id: str) -> str:
+    """Email the client a link to their session page; the session becomes `delivered`."""
+    rt = current()
+    s = rt.settings
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None or session.state not in DELIVERABLE:
+            return session.state if session else "missing"
+        client = q.client_of(db, session.coach_id, session.client_id)
+        coach = q.coach_by_id(db, session.coach_id)
+        if client.withdrawn_at or not q.active_consent(db, coach.id, client.id):
+            return "no consent"
+        if notify.message_exists(db, f"session-email:{session.id}"):
+            _delivered(db, session)  # an earlier run sent it and stopped before this step
+            return "already delivered"
+        summary = db.exec(select(Summary).where(Summary.coach_id == coach.id,
+                                                Summary.session_id == session.id)).first()
+        lines = summary_lines(summary.client_tier if summary else {})
+        link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+                                  purpose="session", session_id=session.id, ttl_seconds=s.link_ttl_seconds)
+        if links.current_journey_link(db, coach.id, client.id) is None:
+            links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id, purpose="journey",
+                        ttl_seconds=s.link_ttl_seconds)
+        url = f"{s.public_base_url}/s/{token}"
+        context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session),
+                       lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400))
+        subject = f"Your session with {coach.name} on {when_of(session)}"
+        to_client = notify.queue_message(
+            db, key=f"session-email:{session.id}", channel="email", recipient=client.email,
+            subject=subject, body=render("session_delivered.txt", **context),
+            html=render("session_delivered.html", **context), coach_id=coach.id)
+        copy = notify.tell_coach(
+            db, rt, coach, key=f"session-email-coach:{session.id}",
+            subject=f"Sent to {client.name}: {subject}",
+            body=(f"holdspace emailed {client.name} <{client.email}> their session page link "
+                  f"(valid {context['ttl_days']} days).\n\nWhat the email said:\n\n"
+                  + render("session_delivered.txt", **{**context, "link": "(the client's private link)"})))
+        _delivered(db, session)
+        ids = [m.id for m in (to_client, copy) if m]
+    notify.dispatch(rt, ids)
+    return "delivered"
+
+
+def _delivered(db: Session, session: CoachingSession) -> None:
+    if session.state != SessionState.delivered.value:
+        session.state, session.error, session.updated_at = SessionState.delivered.value, None, utcnow()
+        audit.record(db, "system", "session.delivered", f"session:{session.id}", coach_id=session.coach_id)
+
+
+def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, actor: str = "system") -> str:
+    """Queue the consent email (a request, or the confirmation of a verbal consent); returns its id."""
+    s = rt.settings
+    link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+                              purpose="consent", ttl_seconds=max(s.link_ttl_seconds, 30 * 86400),
+                              actor=actor)
+    body = render("consent_request.txt", client_name=client.name, coach_name=coach.name,
+                  verbal=verbal, link=f"{s.public_base_url}/c/{token}")
+    subject = (f"What you agreed with {coach.name}" if verbal
+               else f"{coach.name} asks for your consent to record your sessions")
+    msg = notify.queue_message(db, key=f"consent-email:{link.id}", channel="email",
+                               recipient=client.email, subject=subject, body=body, coach_id=coach.id)
+    return msg.id
+
+
+def fresh_link(link_id: str, email_given: str) -> str:
+    """Send a new link for the same page, to the address on file, if the email matches."""
+    rt = current()
+    s = rt.settings
+    with session_scope(rt.engine) as db:
+        from models import Link
+        old = db.get(Link, link_id)
+        if old is None:
+            return "unknown"
+        client = q.client_of(db, old.coach_id, old.client_id)
+        coach = q.coach_by_id(db, old.coach_id)
+        if client is None or client.email != email_given.strip().lower() or client.withdrawn_at:
+            return "not sent"
+        if old.session_id and q.session_of(db, coach.id, old.session_id) is None:
+            return "not sent"
+        # One fresh link per old link per hour, however often the button is pressed.
+        key = f"fresh-link:{old.id}:{utcnow():%Y%m%d%H}"
+        if notify.message_exists(db, key):
+            return "already sent"
+        link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+                                  purpose=old.purpose, session_id=old.session_id,
+                                  ttl_seconds=s.link_ttl_seconds, actor="client")
+        path = {"session": "s", "consent": "c", "journey": "j"}[old.purpose]
+        msg = notify.queue_message(
+            db, key=key, channel="email", recipient=client.email,
+            subject="Your fresh holdspace link", coach_id=coach.id,
+            body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
+                        link=f"{s.public_base_url}/{path}/{token}",
+                        ttl_days=max(1, s.link_ttl_seconds // 86400)))
+        mids = [msg.id] if msg else []
+    notify.dispatch(rt, mids)
+    return "sent"

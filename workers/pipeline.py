@@ -1,0 +1,290 @@
+"""After a recording is stored: transcribe → summarise → deliver, one job per step.
+
+The session's state says which step is next, so any step can be re-run after a crash: a step
+whose result already exists moves straight on. Consent decides how far a session goes: without
+`transcribe` (or `summarise`) the session is delivered with what it has."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from rq import Retry
+from sqlmodel import select
+
+from models import (Asset, ClientMemory, CoachInsight, CoachingSession, SessionState, Summary,
+                    Transcript, TranscriptPassage, audit, utcnow)
+from models import queries as q
+from models.db import session_scope
+from workers.runtime import current
+
+log = logging.getLogger(__name__)
+
+S = SessionState
+VTT_FILE_ID = "holdspace:transcript.vtt"
+
+
+# --- moving on ----------------------------------------------------------------------------------
+
+def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag: str = "") -> None:
+    """Queue the step the session's state calls for (each step has its own job id)."""
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        state = session.state if session else None
+    step = {S.stored.value: transcribe_session, S.transcribing.value: transcribe_session,
+            S.summarising.value: summarise_session}.get(state)
+    if step is None:
+        return
+    job_id = f"{step.__name__}-{session_id}{tag}"
+    try:
+        if rt.job_alive(job_id):
+            return
+        queue = rt.queue("default")
+        kwargs = dict(job_id=job_id, job_timeout=4 * 3600, retry=Retry(max=3, interval=[60, 300, 900]))
+        if delay_seconds:
+            queue.enqueue_in(timedelta(seconds=delay_seconds), step, session_id, **kwargs)
+        else:
+            queue.enqueue(step, session_id, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the pipeline sweep picks it up
+        log.warning("session %s: next step not queued (%s)", session_id, type(exc).__name__)
+
+
+def _deliver(rt, session_id: str) -> None:
+    from workers.delivery import deliver_session
+    try:
+        rt.queue("default").enqueue(deliver_session, session_id, job_id=f"deliver_session-{session_id}",
+                                    retry=Retry(max=3, interval=[60, 300, 900]))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("session %s: delivery not queued (%s)", session_id, type(exc).__name__)
+
+
+def _scopes(db, session) -> frozenset[str] | None:
+    client = q.client_of(db, session.coach_id, session.client_id)
+    consent = q.active_consent(db, session.coach_id, session.client_id)
+    if client is None or client.withdrawn_at or consent is None or "record" not in consent.scope_set:
+        return None
+    return consent.scope_set
+
+
+def _set(session, state: SessionState, error: str | None = None) -> None:
+    session.state, session.error, session.updated_at = state.value, error, utcnow()
+
+
+# --- transcription --------------------------------------------------------------------------------
+
+def transcribe_session(session_id: str) -> str:
+    rt = current()
+    s = rt.settings
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None or session.state not in (S.stored.value, S.transcribing.value):
+            return session.state if session else "missing"
+        scopes = _scopes(db, session)
+        if scopes is None:
+            return "no consent"
+        if "transcribe" not in scopes:
+            _deliver(rt, session_id)
+            return "not consented to transcription"
+        if db.exec(select(Transcript.id).where(Transcript.session_id == session_id)).first():
+            _set(session, S.summarising)
+            after = "summarise"
+        else:
+            after = None
+            coach = q.coach_by_id(db, session.coach_id)
+            assets = q.assets_of_session(db, coach.id, session.id)
+            platform_vtt = next((a for a in assets if a.kind == "transcript"), None)
+            engine = _engine_for(s, coach, session, platform_vtt is not None)
+            if engine == "wait":
+                waited = (utcnow() - session.created_at).total_seconds()
+                delay = min(900, max(1, s.platform_transcript_wait_seconds - waited))
+                tag = f"-wait{int(waited // 60)}"
+            else:
+                _set(session, S.transcribing)
+                audit.record(db, "system", "session.transcribing", f"session:{session_id}",
+                             coach_id=coach.id, engine=engine)
+            job = _TranscriptionJob(session_id, session.client_id, coach.name, engine,
+                                    platform_vtt, assets)
+    if after:
+        enqueue_advance(rt, session_id)
+        return "already transcribed"
+    if engine == "wait":
+        enqueue_advance(rt, session_id, delay_seconds=delay, tag=tag)
+        return "waiting for the platform transcript"
+
+    segments, engine_name, language = job.run(rt)
+    _store_transcript(rt, job, segments, engine_name, language)
+    enqueue_advance(rt, session_id)
+    return "transcribed"
+
+
+def _engine_for(settings, coach, session, platform_available: bool) -> str:
+    """`platform`, `openai`, `local`, or `wait` (for Zoom's transcript, for a bounded time)."""
+    from workers.transcription.engines import choose_engine
+    setting = settings.transcribe_engine
+    platform_allowed = coach.allow_platform_transcript and session.platform in ("zoom", "meet")
+    if setting in ("auto", "platform") and platform_allowed and not platform_available:
+        waited = (utcnow() - session.created_at).total_seconds()
+        if waited < settings.platform_transcript_wait_seconds:
+            return "wait"
+    engine = choose_engine(setting, openai_configured=bool(settings.openai_base_url or settings.openai_api_key),
+                           platform_transcript_available=platform_available,
+                           platform_allowed=platform_allowed)
+    # Asked for the platform's transcript and it never came: transcribe here, so the audio
+    # still never leaves holdspace.
+    return "local" if engine == "platform" and not platform_available else engine
+
+
+class _TranscriptionJob:
+    def __init__(self, session_id, client_id, coach_name, engine, platform_vtt, assets):
+        self.session_id, self.client_id, self.coach_name = session_id, client_id, coach_name
+        self.engine, self.platform_vtt = engine, platform_vtt
+        self.tracks = [a for a in assets if a.kind == "participant_audio"]
+        self.main = next((a for kind in ("audio", "video") for a in assets if a.kind == kind), None)
+
+    def run(self, rt):
+        from workers.transcription.speakers import label_speakers_heuristic, merge_tracks
+        from workers.transcription.vtt import parse_vtt
+        if self.engine == "platform":
+            vtt = b"".join(rt.vault.open(self.platform_vtt.object_key)).decode("utf-8", "replace")
+            segments = parse_vtt(vtt)
+            if not any(seg.speaker for seg in segments):
+                segments = label_speakers_heuristic(segments, coach_name=self.coach_name)
+            return segments, "platform:zoom", None
+        if len(self.tracks) >= 2:
+            results = [(a.label or f"Speaker {i + 1}", self._transcribe(rt, a))
+                       for i, a in enumerate(self.tracks)]
+            segments = merge_tracks([(label, r.segments) for label, r in results])
+            return segments, results[0][1].engine, results[0][1].language
+        if self.main is None:
+            raise RuntimeError("the session has no audio to transcribe")
+        result = self._transcribe(rt, self.main)
+        return label_speakers_heuristic(result.segments, coach_name=self.coach_name), result.engine, result.language
+
+    def _transcribe(self, rt, asset: Asset):
+        from workers.transcription.audio import extract_audio, private_workdir, sweep_stale_workdirs
+        parent = rt.settings.var_dir / "tmp" / "transcribe"
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sweep_stale_workdirs(parent, older_than_seconds=0)  # what a killed job left behind
+        with private_workdir(parent) as workdir:
+            wav = extract_audio(rt.vault.open(asset.object_key), workdir)
+            if self.engine == "openai":
+                return _openai_transcriber(rt).transcribe(wav, workdir)
+            return _local_transcriber(rt).transcribe(wav)
+
+
+_local_cache: dict = {}
+
+
+def _local_transcriber(rt):
+    from workers.transcription.local import LocalWhisper
+    key = rt.settings.whisper_model
+    if key not in _local_cache:
+        _local_cache[key] = LocalWhisper(key)
+    return _local_cache[key]
+
+
+def _openai_transcriber(rt):
+    from integrations.openai_api import make_client
+    from workers.transcription.openai_engine import OpenAITranscriber
+    s = rt.settings
+    return OpenAITranscriber(make_client(s.openai_base_url, s.openai_api_key), s.openai_transcribe_model)
+
+
+def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, language) -> None:
+    from workers.transcription.vtt import to_vtt
+    from workers.transcripts import passages
+    rows = [seg.to_dict() for seg in segments]
+    vtt = to_vtt(segments).encode()
+    stored = rt.vault.put_stream(job.client_id, f"sessions/{job.session_id}/transcript.vtt", [vtt], "text/vtt")
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, job.session_id)
+        if db.exec(select(Transcript.id).where(Transcript.session_id == job.session_id)).first():
+            return  # a concurrent run got here first
+        db.add(Transcript(coach_id=session.coach_id, session_id=session.id, engine=engine,
+                          language=language, segments=rows, text=" ".join(r["text"] for r in rows)))
+        for start, end, text_ in passages(rows):
+            db.add(TranscriptPassage(coach_id=session.coach_id, client_id=session.client_id,
+                                     session_id=session.id, start=start, end=end, text=text_))
+        if q.asset_for_file(db, session.coach_id, session.id, VTT_FILE_ID) is None:
+            db.add(Asset(coach_id=session.coach_id, client_id=session.client_id, session_id=session.id,
+                         kind="transcript_vtt", platform_file_id=VTT_FILE_ID, object_key=stored.key,
+                         content_type="text/vtt", size=stored.size, ciphertext_size=stored.ciphertext_size,
+                         sha256=stored.sha256))
+        _set(session, S.summarising)
+        audit.record(db, "system", "session.transcribed", f"session:{session.id}",
+                     coach_id=session.coach_id, engine=engine, segments=len(rows))
+        coach = q.coach_by_id(db, session.coach_id)
+        drop_media = coach.media_policy == "drop_media_after_transcription"
+        if drop_media:
+            from workers.erasure import MEDIA_KINDS, start_session_erasure
+            receipt = start_session_erasure(db, coach.id, session.id, reason="media_policy",
+                                            actor="system", kinds=MEDIA_KINDS)
+    if drop_media:
+        from workers.erasure import run_erasure
+        run_erasure(receipt.id)
+
+
+# --- summaries -----------------------------------------------------------------------------------
+
+def summarise_session(session_id: str) -> str:
+    rt = current()
+    s = rt.settings
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None or session.state != S.summarising.value:
+            return session.state if session else "missing"
+        scopes = _scopes(db, session)
+        if scopes is None:
+            return "no consent"
+        done = db.exec(select(Summary.id).where(Summary.session_id == session_id)).first()
+        if "summarise" not in scopes or done:
+            _deliver(rt, session_id)
+            return "already summarised" if done else "not consented to summaries"
+        transcript = db.exec(select(Transcript).where(Transcript.coach_id == session.coach_id,
+                                                      Transcript.session_id == session_id)).one()
+        memory_row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == session.coach_id,
+                                                        ClientMemory.client_id == session.client_id)).first()
+        rows, memory_data = transcript.segments, (memory_row.data if memory_row else {})
+        coach_id, client_id, started = session.coach_id, session.client_id, session.started_at
+
+    from workers.summaries.memory import ClientMemory as Memory, update_memory
+    from workers.transcription import Segment
+    segments = [Segment.from_dict(r) for r in rows]
+    memory = Memory.model_validate(memory_data) if memory_data else Memory()
+    client_tier, coach_tier, engine, basic = _summarise(rt, segments, memory)
+    new_memory = update_memory(memory, client_tier, session_id, (started or utcnow()).date(), segments)
+
+    with session_scope(rt.engine) as db:
+        if db.exec(select(Summary.id).where(Summary.session_id == session_id)).first():
+            return "already summarised"
+        db.add(Summary(coach_id=coach_id, session_id=session_id, engine=engine, basic=basic,
+                       client_tier=client_tier.model_dump(mode="json")))
+        db.add(CoachInsight(coach_id=coach_id, session_id=session_id, engine=engine,
+                            coach_tier=coach_tier.model_dump(mode="json")))
+        row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
+                                                 ClientMemory.client_id == client_id)).first()
+        if row is None:
+            row = ClientMemory(coach_id=coach_id, client_id=client_id)
+            db.add(row)
+        row.data = new_memory.model_dump(mode="json")
+        row.sessions_seen = [*row.sessions_seen, session_id]
+        row.updated_at = utcnow()
+        audit.record(db, "system", "session.summarised", f"session:{session_id}",
+                     coach_id=coach_id, engine=engine)
+    _deliver(rt, session_id)
+    return "summarised"
+
+
+def _summarise(rt, segments, memory):
+    s = rt.settings
+    use_openai = s.summary_engine == "openai" or (
+        s.summary_engine == "auto" and bool(s.openai_base_url or s.openai_api_key))
+    if use_openai:
+        from integrations.openai_api import make_client
+        from workers.summaries.openai_engine import summarise_openai
+        result = summarise_openai(make_client(s.openai_base_url, s.openai_api_key),
+                                  s.openai_summary_model, segments, memory)
+    else:
+        from workers.summaries.offline import summarise_offline
+        result = summarise_offline(segments, memory)
+    return result.client_tier, result.coach_tier, result.engine, result.basic
