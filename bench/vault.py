@@ -89,6 +89,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_ranges(read) -> list[float]:
     out = []
     for _ in range(RANGE_REPEATS):
@@ -115,9 +120,10 @@ def worker(case: str, size: int, endpoint: str, bucket: str, directory: str) -> 
                    else FileBackend(Path(directory) / "vault"))
         vault = Vault(backend, LocalMasterKey.generate())
         vault.ensure_client_key(CLIENT)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds()
         stored = vault.put_stream(CLIENT, "sessions/bench/video.mp4", source(size), "video/mp4")
         result["seconds"] = time.perf_counter() - t
+        result["cpu_s"] = cpu_seconds() - cpu
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         assert stored.size == size
         fresh = Vault(backend, vault._master)  # cold key cache for the first range
@@ -131,25 +137,27 @@ def worker(case: str, size: int, endpoint: str, bucket: str, directory: str) -> 
         vault.shred_client_key(CLIENT)
     elif case == "s3-plain":
         key = "bench/plain/video.mp4"
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds()
         s3.upload_fileobj(ChunkReader(source(size)), bucket, key,
                           ExtraArgs={"ServerSideEncryption": "AES256",
                                      "ContentType": "application/octet-stream"},
                           Config=transfer_config())
         result["seconds"] = time.perf_counter() - t
+        result["cpu_s"] = cpu_seconds() - cpu
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         result["range_s"] = timed_ranges(lambda: s3.get_object(
             Bucket=bucket, Key=key, Range=f"bytes={middle}-{middle + RANGE - 1}")["Body"].read())
         s3.delete_object(Bucket=bucket, Key=key)
     elif case == "file-plain":
         path = Path(directory) / "plain.bin"
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_seconds()
         with open(path, "wb") as f:
             for chunk in source(size):
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         result["seconds"] = time.perf_counter() - t
+        result["cpu_s"] = cpu_seconds() - cpu
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
 
         def pread():
@@ -182,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64M,1G", help="comma-separated, e.g. 8M,64M,1G")
     parser.add_argument("--repeat", type=int, default=2, help="runs per case; the best counts")
+    parser.add_argument("--backends", default="s3,file", help="s3, file or both")
     parser.add_argument("--worker")
     parser.add_argument("--size", type=int)
     parser.add_argument("--endpoint")
@@ -195,6 +204,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.size, args.endpoint, args.bucket, args.dir)))
         return
 
+    backends = [b for b in ("s3", "file") if b in args.backends.split(",")]
     port = free_port()
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -209,21 +219,25 @@ def main() -> None:
         for size in (parse_size(s) for s in args.sizes.split(",")):
             results: dict[str, dict] = {}
             for _ in range(args.repeat):
-                for case in ("s3-plain", "s3-vault", "file-plain", "file-vault"):
+                for case in (f"{b}-{kind}" for b in backends for kind in ("plain", "vault")):
                     r = run_worker(case, size, endpoint, "bench-vault", directory)
                     if case not in results or r["seconds"] < results[case]["seconds"]:
                         results[case] = r
             print(f"\n{size / MiB:.0f} MiB source (best of {args.repeat})")
-            print("  backend  plain MB/s  vault MB/s  ratio  peak RSS plain / vault (start)")
-            for backend in ("s3", "file"):
+            print("  backend  plain MB/s  vault MB/s  ratio  CPU s plain / vault  "
+                  "peak RSS plain / vault (start)")
+            for backend in backends:
                 plain, sealed = results[f"{backend}-plain"], results[f"{backend}-vault"]
                 print(f"  {backend:<7} {size / MiB / plain['seconds']:10.1f} "
                       f"{size / MiB / sealed['seconds']:11.1f} "
                       f"{plain['seconds'] / sealed['seconds']:6.2f}  "
+                      f"{plain['cpu_s']:6.2f} / {sealed['cpu_s']:6.2f}      "
                       f"{plain['peak_rss_mb']:6.1f} / {sealed['peak_rss_mb']:6.1f} MB "
                       f"({sealed['rss_start_mb']:.0f} MB after imports)")
             print(f"  1 MiB range in the middle, median of {RANGE_REPEATS}:")
             for backend, plain_name in (("s3", "ranged GET"), ("file", "seek+read")):
+                if backend not in backends:
+                    continue
                 plain, sealed = results[f"{backend}-plain"], results[f"{backend}-vault"]
                 print(f"    {backend:<5} vault open_range {ms(sealed['range_s'])} "
                       f"(first, cold key cache {sealed['range_first_s'] * 1000:.1f} ms); "
