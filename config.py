@@ -79,6 +79,7 @@ class Settings:
     reconcile_max_attempts: int = 6
     sweep_stale_seconds: int = 120
     download_attempts: int = 4
+    briefing_lead_minutes: int = 60
     # How long transcription waits for Zoom's own transcript before making one itself.
     platform_transcript_wait_seconds: int = 7200
     download_backoff_seconds: float = 2.0
@@ -130,6 +131,7 @@ class Settings:
             reconcile_duration_factor=float(env.get("RECONCILE_DURATION_FACTOR") or 2.0),
             sweep_stale_seconds=_int(env, "SWEEP_STALE_SECONDS", 120),
             download_attempts=_int(env, "DOWNLOAD_ATTEMPTS", 4),
+            briefing_lead_minutes=_int(env, "BRIEFING_LEAD_MINUTES", 60),
             platform_transcript_wait_seconds=_int(env, "PLATFORM_TRANSCRIPT_WAIT_SECONDS", 7200),
             download_backoff_seconds=float(env.get("DOWNLOAD_BACKOFF_SECONDS") or 2.0),
         )

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from models import utcnow
 from workers import inbox, notify
+from workers.briefing import send_upcoming_briefings
 from workers.erasure import apply_retention, resume_unfinished
 from workers.ingest import sweep_zoom_recordings
 from workers.runtime import current
@@ -26,3 +27,4 @@ def register(scheduler) -> None:
     scheduler.register(sweep_zoom_recordings, "default", cron="17 4 * * *",
                        name="daily Zoom recordings sweep")
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")
+    scheduler.register(send_upcoming_briefings, "default", interval=300, name="pre-session briefings")

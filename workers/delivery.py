@@ -34,9 +34,8 @@ def summary_lines(client_tier: dict, limit: int = 3) -> list[str]:
     if client_tier.get("overview"):
         lines.append(str(client_tier["overview"]).strip()[:300])
     for item in client_tier.get("commitments") or []:
-        what = item.get("what") if isinstance(item, dict) else str(item)
-        if what:
-            lines.append(f"You agreed: {what}"[:200])
+        if item.get("what"):
+            lines.append(f"You agreed: {item['what']}"[:200])
     return lines[:limit]
 
 

@@ -1,0 +1,141 @@
+"""The pre-session briefing: what a coach wants in mind before seeing a client again. Built on
+demand (Slack `brief`, the dashboard) and sent automatically before upcoming Zoom meetings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import select
+
+from models import ClientMemory, CoachInsight, PrivateNote, Summary, utcnow
+from models import queries as q
+from models.db import session_scope
+from workers import notify
+from workers.runtime import current
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Briefing:
+    client_name: str
+    client_email: str
+    sessions: int
+    first_session: str | None
+    last_session: list[str] = field(default_factory=list)
+    open_commitments: list[str] = field(default_factory=list)
+    themes: list[str] = field(default_factory=list)
+    open_threads: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        out = [f"Briefing: {self.client_name} <{self.client_email}>",
+               f"{self.sessions} session{'s' if self.sessions != 1 else ''}"
+               + (f" since {self.first_session}" if self.first_session else "")]
+        for title, items in (("Last session", self.last_session), ("Open commitments", self.open_commitments),
+                             ("Recurring themes", self.themes), ("Open threads", self.open_threads),
+                             ("Your private notes", self.notes), ("Questions you planned", self.questions)):
+            if items:
+                out.append(f"\n{title}:")
+                out += [f"  • {item}" for item in items]
+        return "\n".join(out)
+
+
+def build(db, coach_id: str, client_id: str, today=None) -> Briefing:
+    today = today or utcnow().date()
+    client = q.client_of(db, coach_id, client_id)
+    sessions = q.sessions_of(db, coach_id, client_id)
+    dated = sorted((s for s in sessions if s.started_at), key=lambda s: s.started_at)
+    brief = Briefing(client.name, client.email, len(sessions),
+                     dated[0].started_at.strftime("%-d %b %Y") if dated else None)
+    ids = [s.id for s in sessions]
+    summaries = {s.session_id: s for s in db.exec(select(Summary).where(Summary.coach_id == coach_id,
+                                                                         Summary.session_id.in_(ids)))}
+    last = next((s for s in reversed(dated) if s.id in summaries), None)
+    if last:
+        tier = summaries[last.id].client_tier
+        lines = [f"{last.started_at:%-d %b}: {tier.get('overview', '')}".strip()]
+        lines += [f"Agreed: {c['what']}" for c in tier.get("commitments", [])[:2]]
+        brief.last_session = lines[:3]
+        insight = db.exec(select(CoachInsight).where(CoachInsight.coach_id == coach_id,
+                                                     CoachInsight.session_id == last.id)).first()
+        if insight:
+            brief.questions = list(insight.coach_tier.get("questions_for_next_time", []))[:5]
+    memory = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
+                                                ClientMemory.client_id == client_id)).first()
+    if memory:
+        data = memory.data
+        made = {s.id: s.started_at.date() for s in dated}
+        for c in data.get("commitments", []):
+            if c.get("status") == "open":
+                since = made.get((c.get("made_in") or {}).get("session_id"))
+                age = f" (open {(today - since).days} days)" if since else ""
+                brief.open_commitments.append(f"{c.get('what')}{age}")
+        brief.themes = [f"{t['name']} ({len(set(t.get('session_ids', [])))} sessions)"
+                        for t in data.get("themes", []) if len(set(t.get("session_ids", []))) >= 2][:6]
+        brief.open_threads = list(data.get("last_open_threads", []))[:5]
+    brief.notes = [n.body[:300] for n in db.exec(
+        select(PrivateNote).where(PrivateNote.coach_id == coach_id, PrivateNote.client_id == client_id)
+        .order_by(PrivateNote.created_at.desc()).limit(5))]
+    return brief
+
+
+def briefing_for(rt, coach_id: str, client_email: str) -> Briefing:
+    from workers.coaching import CoachError, _email
+    with session_scope(rt.engine) as db:
+        client = q.client_by_email(db, coach_id, _email(client_email))
+        if client is None:
+            raise CoachError(f"No client with email {client_email}.")
+        return build(db, coach_id, client.id)
+
+
+def send_upcoming_briefings(now=None) -> int:
+    """Every few minutes: brief each coach once, about an hour before a meeting with a known client."""
+    rt = current()
+    now = now or utcnow()
+    lead = timedelta(minutes=rt.settings.briefing_lead_minutes)
+    if not rt.zoom.configured:
+        return 0
+    with session_scope(rt.engine) as db:
+        coaches = [(c.id, c.zoom_user_id) for c in q.all_coaches(db) if c.zoom_user_id]
+    sent = 0
+    for coach_id, zoom_user in coaches:
+        for meeting in rt.zoom.list_upcoming_meetings(zoom_user):
+            start = _parse(meeting.get("start_time"))
+            if start is None or not (now < start <= now + lead):
+                continue
+            client_id = _client_for_meeting(rt, coach_id, meeting)
+            if client_id is None:
+                continue
+            with session_scope(rt.engine) as db:
+                coach = q.coach_by_id(db, coach_id)
+                brief = build(db, coach_id, client_id, today=now.date())
+                msg = notify.tell_coach(
+                    db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
+                    subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
+                    body=brief.text())
+            if msg:
+                notify.dispatch(rt, [msg.id])
+                sent += 1
+    return sent
+
+
+def _client_for_meeting(rt, coach_id: str, meeting: dict) -> str | None:
+    emails = rt.zoom.meeting_invitee_emails(meeting["id"]) if meeting.get("id") else []
+    with session_scope(rt.engine) as db:
+        matched = {c.id for c in q.clients_by_emails(db, coach_id, emails) if not c.withdrawn_at}
+        if len(matched) == 1:
+            return matched.pop()
+        mapped = q.mapped_client(db, coach_id, "zoom", str(meeting.get("id")))
+        return mapped.id if mapped and not mapped.withdrawn_at else None
+
+
+def _parse(value) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

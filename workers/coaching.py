@@ -1,0 +1,276 @@
+"""What a coach can do, in one place for every front end (the Slack command, the dashboard).
+
+Each operation takes the coach's id first and touches only that coach's clients and sessions;
+a session id or email of another coach is answered exactly like one that does not exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import func, select
+
+from models import (Client, CoachingSession, InboxEvent, MeetingMapping, PrivateNote,
+                    SessionState, audit, utcnow)
+from models import queries as q
+from models.db import session_scope
+from models.search import search_passages
+from workers import consent as consents
+from workers import links, notify
+from workers.delivery import request_consent
+
+
+class CoachError(ValueError):
+    """A request the coach can fix: the message says how."""
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    id: str
+    name: str
+    email: str
+    consent: str  # "record, transcribe … (written)" | "none" | "withdrawn"
+    last_session_at: object
+
+
+def _client(db, coach_id: str, email: str) -> Client:
+    client = q.client_by_email(db, coach_id, email or "")
+    if client is None:
+        raise CoachError(f"No client with email {email}.")
+    return client
+
+
+def _session(db, coach_id: str, session_id: str) -> CoachingSession:
+    session = q.session_of(db, coach_id, (session_id or "").strip())
+    if session is None:
+        raise CoachError(f"No session {session_id}.")
+    return session
+
+
+def _email(value: str) -> str:
+    value = (value or "").strip().strip("<>").lower()
+    if value.startswith("mailto:"):  # Slack turns addresses into mailto links
+        value = value[7:].split("|", 1)[0]
+    if "@" not in value or " " in value or value.startswith("@") or value.endswith("@"):
+        raise CoachError(f"That doesn't look like an email address: {value or '(nothing)'}")
+    return value
+
+
+def consent_label(db, coach_id: str, client: Client) -> str:
+    if client.withdrawn_at:
+        return "withdrawn"
+    active = q.active_consent(db, coach_id, client.id)
+    if active is None:
+        return "none"
+    return f"{', '.join(sorted(active.scope_set))} ({active.method.replace('_', ' ')})"
+
+
+def clients(rt, coach_id: str) -> list[ClientRow]:
+    with session_scope(rt.engine) as db:
+        return [ClientRow(c.id, c.name, c.email, consent_label(db, coach_id, c), c.last_session_at)
+                for c in q.clients_of(db, coach_id)]
+
+
+def sessions(rt, coach_id: str, client_email: str | None = None, limit: int = 20) -> list[CoachingSession]:
+    with session_scope(rt.engine) as db:
+        client_id = _client(db, coach_id, _email(client_email)).id if client_email else None
+        return q.sessions_of(db, coach_id, client_id)[:limit]
+
+
+def client_names(rt, coach_id: str) -> dict[str, str]:
+    with session_scope(rt.engine) as db:
+        return {c.id: c.name for c in q.clients_of(db, coach_id)}
+
+
+def ask_for_consent(rt, coach_id: str, email: str, name: str | None = None, *, actor: str) -> str:
+    """Create the client if new and email them the consent page."""
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        coach = q.coach_by_id(db, coach_id)
+        client = q.client_by_email(db, coach_id, email)
+        created = client is None
+        if created:
+            client = Client(coach_id=coach_id, email=email, name=(name or email.split("@")[0]).strip()[:200])
+            db.add(client)
+            db.flush()
+            audit.record(db, actor, "client.added", f"client:{client.id}", coach_id=coach_id)
+        message_id = request_consent(db, rt, client, coach, actor=actor)
+        label = client.name
+    notify.dispatch(rt, [message_id])
+    return f"{'Added ' + label + ' and e' if created else 'E'}mailed {email} a link to the consent page."
+
+
+def record_verbal_consent(rt, coach_id: str, email: str, *, actor: str) -> str:
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        client = _client(db, coach_id, email)
+        coach = q.coach_by_id(db, coach_id)
+        consents.grant(db, client, scopes=consents.parse_scopes(None), method="verbal_attested", actor=actor)
+        message_id = request_consent(db, rt, client, coach, verbal=True, actor=actor)
+    notify.dispatch(rt, [message_id])
+    return (f"Recorded {client.name}'s verbal consent (all scopes). They were emailed a confirmation "
+            "where they can change or withdraw it.")
+
+
+def consent_status(rt, coach_id: str, email: str) -> str:
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        client = _client(db, coach_id, email)
+        history = q.consents_of(db, coach_id, client.id)
+        now = consent_label(db, coach_id, client)
+        lines = [f"{client.name} <{client.email}>: {now}"]
+        for c in history[-5:]:
+            lines.append(f"  • {c.granted_at:%Y-%m-%d} {c.method.replace('_', ' ')}: {c.scopes.replace(',', ', ')}"
+                         + (f" (ended {c.withdrawn_at:%Y-%m-%d})" if c.withdrawn_at else ""))
+        return "\n".join(lines)
+
+
+def assign(rt, coach_id: str, session_id: str, email: str, *, actor: str) -> str:
+    """Give an unmatched recording its client (and remember the meeting for next time)."""
+    from workers.inbox import enqueue
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        if session.state != SessionState.unmatched.value:
+            raise CoachError(f"Session {session.id} is {session.state.replace('_', ' ')}, not waiting for a client.")
+        client = _client(db, coach_id, email)
+        session.client_id, session.state, session.error = client.id, SessionState.received.value, None
+        if session.platform_meeting_id and not q.mapped_client(db, coach_id, session.platform, session.platform_meeting_id):
+            db.add(MeetingMapping(coach_id=coach_id, client_id=client.id, platform=session.platform,
+                                  meeting_id=session.platform_meeting_id))
+        rows = list(db.exec(select(InboxEvent).where(InboxEvent.coach_id == coach_id,
+                                                     InboxEvent.session_id == session.id,
+                                                     InboxEvent.status == "unmatched")))
+        for row in rows:
+            row.status, row.updated_at = "received", utcnow()
+        audit.record(db, actor, "session.assigned", f"session:{session.id}", coach_id=coach_id, client=client.id)
+        ids, name = [r.id for r in rows], client.name
+    for inbox_id in ids:
+        enqueue(rt, inbox_id)
+    return f"Assigned to {name}; holdspace is fetching the recording now (if {name} has consented)."
+
+
+def search(rt, coach_id: str, words: str, limit: int = 10):
+    if not (words or "").strip():
+        raise CoachError("Search for what? Try: search deadline manager")
+    with session_scope(rt.engine) as db:
+        hits = search_passages(db, coach_id, words, limit=limit)
+        names = {c.id: c.name for c in q.clients_of(db, coach_id)}
+        topics = {s.id: s for s in q.sessions_of(db, coach_id) if s.id in {h.session_id for h in hits}}
+        audit.record(db, f"coach:{coach_id}", "transcripts.searched", f"coach:{coach_id}", coach_id=coach_id)
+        return [(h, names.get(h.client_id, "?"), topics.get(h.session_id)) for h in hits]
+
+
+def add_note(rt, coach_id: str, session_id: str, text: str, *, actor: str) -> PrivateNote:
+    text = (text or "").strip()
+    if not text:
+        raise CoachError("The note is empty.")
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        note = PrivateNote(coach_id=coach_id, client_id=session.client_id, session_id=session.id, body=text[:20000])
+        db.add(note)
+        db.flush()
+        audit.record(db, actor, "note.added", f"session:{session.id}", coach_id=coach_id)
+        return note
+
+
+def notes(rt, coach_id: str, session_id: str | None = None, client_id: str | None = None) -> list[PrivateNote]:
+    with session_scope(rt.engine) as db:
+        qry = select(PrivateNote).where(PrivateNote.coach_id == coach_id)
+        if session_id:
+            qry = qry.where(PrivateNote.session_id == session_id)
+        if client_id:
+            qry = qry.where(PrivateNote.client_id == client_id)
+        return list(db.exec(qry.order_by(PrivateNote.created_at)))
+
+
+def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
+    """A fresh link to the client for one session (earlier ones keep working until they expire)."""
+    s = rt.settings
+    from workers.delivery import render, when_of
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        if session.state != SessionState.delivered.value:
+            raise CoachError(f"Session {session.id} has not been delivered yet ({session.state.replace('_', ' ')}).")
+        client = q.client_of(db, coach_id, session.client_id)
+        coach = q.coach_by_id(db, coach_id)
+        if client.withdrawn_at:
+            raise CoachError(f"{client.name} withdrew consent.")
+        link, token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
+                                  session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
+        msg = notify.queue_message(
+            db, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
+            subject=f"Your session with {coach.name} on {when_of(session)}",
+            body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
+                        link=f"{s.public_base_url}/s/{token}", ttl_days=max(1, s.link_ttl_seconds // 86400)))
+        name, mid = client.name, msg.id
+    notify.dispatch(rt, [mid])
+    return f"Sent {name} a fresh link to that session."
+
+
+def revoke(rt, coach_id: str, session_id: str, *, actor: str) -> str:
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        n = links.revoke_for_client(db, coach_id, session.client_id, session_id=session.id, actor=actor) \
+            if session.client_id else 0
+    return f"Revoked {n} link{'s' if n != 1 else ''} to that session."
+
+
+def delete_session(rt, coach_id: str, session_id: str, *, actor: str) -> str:
+    from workers.erasure import enqueue_erasure, start_session_erasure
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        if not session.client_id:
+            raise CoachError("That recording was never stored; there is nothing to delete.")
+        receipt = start_session_erasure(db, coach_id, session.id, reason="coach_request", actor=actor)
+        rid = receipt.id
+    enqueue_erasure(rt, rid)
+    return f"Deleting session {session_id}; you'll get the deletion receipt."
+
+
+def delete_client(rt, coach_id: str, email: str, *, actor: str) -> str:
+    from workers.erasure import enqueue_erasure, start_client_erasure
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        client = _client(db, coach_id, email)
+        receipt = start_client_erasure(db, coach_id, client.id, reason="coach_request", actor=actor)
+        rid, name = receipt.id, client.name
+    enqueue_erasure(rt, rid)
+    return f"Deleting everything about {name}; you'll get the deletion receipt. Your private notes stay."
+
+
+def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
+    """Run a failed session's work again from where it stopped."""
+    from workers.inbox import enqueue
+    from workers.pipeline import enqueue_advance
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        rows = list(db.exec(select(InboxEvent).where(InboxEvent.coach_id == coach_id,
+                                                     InboxEvent.session_id == session.id,
+                                                     InboxEvent.status == "failed")))
+        if session.state != SessionState.failed.value and not rows:
+            raise CoachError(f"Session {session.id} has not failed ({session.state.replace('_', ' ')}).")
+        for row in rows:
+            row.status, row.error, row.updated_at = "received", None, utcnow()
+        if session.state == SessionState.failed.value:
+            session.state, session.error = SessionState.received.value, None
+        audit.record(db, actor, "session.retried", f"session:{session.id}", coach_id=coach_id)
+        ids = [r.id for r in rows]
+    for inbox_id in ids:
+        enqueue(rt, inbox_id)
+    if not ids:
+        enqueue_advance(rt, session_id)
+    return "Trying again."
+
+
+def status(rt, coach_id: str) -> dict:
+    with session_scope(rt.engine) as db:
+        counts = dict(db.exec(select(CoachingSession.state, func.count()).where(
+            CoachingSession.coach_id == coach_id).group_by(CoachingSession.state)).all())
+        failed = list(db.exec(select(CoachingSession).where(
+            CoachingSession.coach_id == coach_id, CoachingSession.state == SessionState.failed.value)
+            .order_by(CoachingSession.updated_at.desc()).limit(5)))
+    try:
+        depth = sum(len(queue) for queue in rt.queues)
+    except Exception:  # noqa: BLE001 - status must answer even when the queue does not
+        depth = None
+    return {"counts": counts, "failed": failed, "queue_depth": depth}
