@@ -29,6 +29,8 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
 
     from webhooks.zoom import bp as zoom_webhook
     app.register_blueprint(zoom_webhook)
+    from bot.slack import bp as slack_bot
+    app.register_blueprint(slack_bot)
     import portal
     portal.register(app)
 

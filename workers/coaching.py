@@ -251,13 +251,17 @@ def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
             raise CoachError(f"Session {session.id} has not failed ({session.state.replace('_', ' ')}).")
         for row in rows:
             row.status, row.error, row.updated_at = "received", None, utcnow()
+        # A recording already in the vault resumes at transcription; otherwise the download
+        # is tried again from the inbox.
+        resume_pipeline = not rows and bool(q.assets_of_session(db, coach_id, session.id))
         if session.state == SessionState.failed.value:
-            session.state, session.error = SessionState.received.value, None
+            session.state = SessionState.stored.value if resume_pipeline else SessionState.received.value
+            session.error = None
         audit.record(db, actor, "session.retried", f"session:{session.id}", coach_id=coach_id)
         ids = [r.id for r in rows]
     for inbox_id in ids:
         enqueue(rt, inbox_id)
-    if not ids:
+    if resume_pipeline:
         enqueue_advance(rt, session_id)
     return "Trying again."
 

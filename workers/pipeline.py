@@ -70,8 +70,45 @@ def _set(session, state: SessionState, error: str | None = None) -> None:
     session.state, session.error, session.updated_at = state.value, error, utcnow()
 
 
+def _step(name: str):
+    """A pipeline step: when it fails for good (no retries left) the session is `failed` with
+    the reason, and the coach is told; until then RQ retries it."""
+    def wrap(fn):
+        def run(session_id: str) -> str:
+            try:
+                return fn(session_id)
+            except Exception as exc:
+                from rq import get_current_job
+                job = get_current_job()
+                if job is None or not job.retries_left:
+                    _fail(current(), session_id, f"{name} failed: {type(exc).__name__}: {exc}"[:500])
+                raise
+        run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return run
+    return wrap
+
+
+def _fail(rt, session_id: str, error: str) -> None:
+    from workers import notify
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None:
+            return
+        _set(session, S.failed, error)
+        audit.record(db, "system", "session.failed", f"session:{session_id}", coach_id=session.coach_id,
+                     error=error)
+        coach = q.coach_by_id(db, session.coach_id)
+        msg = notify.tell_coach(db, rt, coach, key=f"pipeline-failed:{session_id}:{error[:40]}",
+                                subject="A session could not be processed",
+                                body=f"\"{session.topic}\": {error}. The recording itself is safe; "
+                                     "retry from the dashboard once the cause is fixed.")
+    if msg:
+        notify.dispatch(rt, [msg.id])
+
+
 # --- transcription --------------------------------------------------------------------------------
 
+@_step("transcription")
 def transcribe_session(session_id: str) -> str:
     rt = current()
     s = rt.settings
@@ -187,7 +224,8 @@ def _openai_transcriber(rt):
     from integrations.openai_api import make_client
     from workers.transcription.openai_engine import OpenAITranscriber
     s = rt.settings
-    return OpenAITranscriber(make_client(s.openai_base_url, s.openai_api_key), s.openai_transcribe_model)
+    return OpenAITranscriber(make_client(base_url=s.openai_base_url, api_key=s.openai_api_key),
+                             s.openai_transcribe_model)
 
 
 def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, language) -> None:
@@ -226,6 +264,7 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
 
 # --- summaries -----------------------------------------------------------------------------------
 
+@_step("summary")
 def summarise_session(session_id: str) -> str:
     rt = current()
     s = rt.settings
@@ -246,21 +285,24 @@ def summarise_session(session_id: str) -> str:
                                                         ClientMemory.client_id == session.client_id)).first()
         rows, memory_data = transcript.segments, (memory_row.data if memory_row else {})
         coach_id, client_id, started = session.coach_id, session.client_id, session.started_at
+        coach_name = q.coach_by_id(db, coach_id).name
+        client_name = q.client_of(db, coach_id, client_id).name
 
     from workers.summaries.memory import ClientMemory as Memory, update_memory
     from workers.transcription import Segment
     segments = [Segment.from_dict(r) for r in rows]
     memory = Memory.model_validate(memory_data) if memory_data else Memory()
-    client_tier, coach_tier, engine, basic = _summarise(rt, segments, memory)
+    client_tier, coach_tier = _summarise(rt, segments, memory, session_id, coach_name, client_name)
+    engine, basic = client_tier.engine, client_tier.basic
     new_memory = update_memory(memory, client_tier, session_id, (started or utcnow()).date(), segments)
 
     with session_scope(rt.engine) as db:
         if db.exec(select(Summary.id).where(Summary.session_id == session_id)).first():
             return "already summarised"
         db.add(Summary(coach_id=coach_id, session_id=session_id, engine=engine, basic=basic,
-                       client_tier=client_tier.model_dump(mode="json")))
+                       client_tier=client_tier.model_dump(mode="json", exclude={"engine", "basic"})))
         db.add(CoachInsight(coach_id=coach_id, session_id=session_id, engine=engine,
-                            coach_tier=coach_tier.model_dump(mode="json")))
+                            coach_tier=coach_tier.model_dump(mode="json", exclude={"engine", "basic"})))
         row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
                                                  ClientMemory.client_id == client_id)).first()
         if row is None:
@@ -275,16 +317,17 @@ def summarise_session(session_id: str) -> str:
     return "summarised"
 
 
-def _summarise(rt, segments, memory):
+def _summarise(rt, segments, memory, session_id, coach_name, client_name):
+    """(client tier, coach tier): OpenAI-compatible when configured (or asked for), else offline."""
     s = rt.settings
     use_openai = s.summary_engine == "openai" or (
         s.summary_engine == "auto" and bool(s.openai_base_url or s.openai_api_key))
     if use_openai:
         from integrations.openai_api import make_client
-        from workers.summaries.openai_engine import summarise_openai
-        result = summarise_openai(make_client(s.openai_base_url, s.openai_api_key),
-                                  s.openai_summary_model, segments, memory)
-    else:
-        from workers.summaries.offline import summarise_offline
-        result = summarise_offline(segments, memory)
-    return result.client_tier, result.coach_tier, result.engine, result.basic
+        from workers.summaries.openai_engine import OpenAISummariser
+        summariser = OpenAISummariser(make_client(base_url=s.openai_base_url, api_key=s.openai_api_key),
+                                      s.openai_summary_model)
+        return summariser.summarise(segments, memory, client_name=client_name, coach_name=coach_name)
+    from workers.summaries.offline import summarise_offline
+    return summarise_offline(segments, memory=memory, coach_labels=(coach_name, "Coach"),
+                             session_id=session_id)

@@ -1,0 +1,1 @@
+"""The `/holdspace` Slack slash command: signature check, parsing, one handler per subcommand."""
