@@ -436,6 +436,15 @@ class Vault:
 
     # --- master key rotation -------------------------------------------------------------------
 
+    def seal(self, secret: bytes, purpose: str) -> str:
+        """A small secret sealed under the master key, as text for a database column."""
+        from vault.sealed import seal
+        return seal(self._master, secret, purpose)
+
+    def unseal(self, token: str, purpose: str) -> bytes:
+        from vault.sealed import unseal
+        return unseal(self._master, token, purpose)
+
     def rotate_master_key(self, new_master_key: MasterKey) -> int:
         """Re-wrap every client key under `new_master_key` (objects are untouched) and switch
         this vault to it. Resumable: records already under the new key are skipped. Older

@@ -134,15 +134,27 @@ def ingest_zoom_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | 
     if session_id is None:
         return "ignored", None
 
-    client_id = _resolve_client(rt, session_id, obj)
+    sources = []
+    if rt.zoom.configured:
+        meeting_id, uuid = str(obj.get("id") or ""), str(obj["uuid"])
+        sources = [("invitees", lambda: rt.zoom.meeting_invitee_emails(meeting_id)),
+                   ("registrants", lambda: rt.zoom.registrant_emails(meeting_id)),
+                   ("participants", lambda: rt.zoom.participant_emails(uuid))]
+    client_id = resolve_client(rt, session_id, sources, str(obj.get("id") or ""))
     if client_id is None:
         return "unmatched", session_id
 
-    scopes = _consent_gate(rt, session_id, obj)
+    scopes = consent_gate(rt, session_id)
     if scopes is None:
         return "refused", session_id
 
-    return _download(rt, session_id, zoom_files(obj), payload.get("download_token"), scopes)
+    token = payload.get("download_token")
+
+    def open_file(f: PlatformFile):
+        return rt.zoom.open_download(f.url, expected_size=f.size, kind=f.download_kind,
+                                     download_token=token)
+
+    return download(rt, session_id, zoom_files(obj), scopes, open_file)
 
 
 def _open_session(rt, inbox_id: int, obj: dict) -> str | None:
@@ -182,21 +194,16 @@ def _session_for(db, coach_id: str, obj: dict) -> CoachingSession:
     return session
 
 
-def _resolve_client(rt, session_id: str, obj: dict) -> str | None:
-    """Step 2: invitees, then registrants, then participants, then the coach's own mapping."""
+def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str | None:
+    """Step 2: each source of attendee emails in turn (for Zoom: invitees, then registrants,
+    then participants), then the coach's own mapping of a recurring meeting to a client."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         if session.client_id:
             return session.client_id
         coach = q.coach_by_id(db, session.coach_id)
-        coach_id, coach_email = coach.id, coach.email
+        coach_id, coach_email, platform = coach.id, coach.email, session.platform
 
-    sources = []
-    if rt.zoom.configured:
-        meeting_id, uuid = str(obj.get("id") or ""), str(obj["uuid"])
-        sources = [("invitees", lambda: rt.zoom.meeting_invitee_emails(meeting_id)),
-                   ("registrants", lambda: rt.zoom.registrant_emails(meeting_id)),
-                   ("participants", lambda: rt.zoom.participant_emails(uuid))]
     matched, how = None, None
     for name, fetch in sources:
         emails = [e for e in fetch() if e and e.lower() != coach_email]
@@ -209,8 +216,8 @@ def _resolve_client(rt, session_id: str, obj: dict) -> str | None:
             break
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        if matched is None and obj.get("id"):
-            mapped = q.mapped_client(db, coach_id, "zoom", str(obj["id"]))
+        if matched is None and meeting_id:
+            mapped = q.mapped_client(db, coach_id, platform, meeting_id)
             matched, how = (mapped.id, "meeting mapping") if mapped else (None, None)
         if matched is None:
             first_time = session.state != SessionState.unmatched.value
@@ -232,7 +239,7 @@ def _resolve_client(rt, session_id: str, obj: dict) -> str | None:
         return matched
 
 
-def _consent_gate(rt, session_id: str, obj: dict) -> frozenset[str] | None:
+def consent_gate(rt, session_id: str) -> frozenset[str] | None:
     """Step 3: no active consent with the `record` scope → refuse and store nothing."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
@@ -246,7 +253,7 @@ def _consent_gate(rt, session_id: str, obj: dict) -> frozenset[str] | None:
                    "no active consent with the record scope")
         audit.record(db, "system", "session.refused_no_consent", f"session:{session.id}",
                      coach_id=coach.id, client=client.id)
-        trash = coach.trash_zoom_copies and rt.zoom.configured
+        trash = session.platform == "zoom" and coach.trash_zoom_copies and rt.zoom.configured
         if first_time:
             msg = notify.tell_coach(
                 db, rt, coach, key=f"refused:{session.id}",
@@ -264,9 +271,10 @@ def _consent_gate(rt, session_id: str, obj: dict) -> frozenset[str] | None:
     return None
 
 
-def _download(rt, session_id: str, files: list[PlatformFile], token: str | None,
-              scopes: frozenset[str]) -> tuple[str, str]:
-    """Step 4: stream every wanted, completed file into the vault under the client's key."""
+def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[str],
+             open_file) -> tuple[str, str]:
+    """Step 4: stream every wanted, completed file into the vault under the client's key.
+    `open_file(f)` is the platform's way to fetch a file: a context manager yielding chunks."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         coach = q.coach_by_id(db, session.coach_id)
@@ -283,7 +291,7 @@ def _download(rt, session_id: str, files: list[PlatformFile], token: str | None,
 
     for f in wanted:
         try:
-            stored = _fetch_with_backoff(rt, f, token, client_id, session_id)
+            stored = _fetch_with_backoff(rt, f, open_file, client_id, session_id)
         except DownloadError as exc:
             return _download_failed(rt, session_id, f, exc), session_id
         with session_scope(rt.engine) as db:
@@ -306,7 +314,7 @@ def _download(rt, session_id: str, files: list[PlatformFile], token: str | None,
         return _mark_stored(db, session), session_id
 
 
-def _fetch_with_backoff(rt, f: PlatformFile, token: str | None, client_id: str, session_id: str):
+def _fetch_with_backoff(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
     """Download one file, retrying what may pass (HTML instead of media, a dropped connection,
     429) with exponential backoff; anything that fails is never stored."""
     s = rt.settings
@@ -315,9 +323,8 @@ def _fetch_with_backoff(rt, f: PlatformFile, token: str | None, client_id: str, 
         try:
             # An upload left open by a worker killed mid-download is an orphan now.
             rt.vault.abort_incomplete_uploads(client_id, name)
-            with rt.zoom.open_download(f.url, expected_size=f.size, kind=f.download_kind,
-                                       download_token=token) as download:
-                return rt.vault.put_stream(client_id, name, download, f.content_type)
+            with open_file(f) as chunks:
+                return rt.vault.put_stream(client_id, name, chunks, f.content_type)
         except DownloadError as exc:
             if not exc.retryable or attempt == s.download_attempts:
                 raise
