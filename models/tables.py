@@ -98,6 +98,22 @@ class MeetingMapping(SQLModel, table=True):
     meeting_id: str
 
 
+class GoogleConnection(SQLModel, table=True):
+    """A coach's link to Google Meet: how holdspace may act for them, and their event
+    subscription. The refresh token is stored only sealed under the vault's master key."""
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", unique=True)
+    mode: str  # oauth | delegation
+    google_user_id: str | None = None
+    refresh_token_sealed: str | None = Field(default=None, sa_column=Column(Text))
+    subscription_name: str | None = Field(default=None, index=True)
+    subscription_expires_at: datetime | None = None
+    status: str = "active"  # active | suspended | expired | disconnected
+    status_reason: str | None = None
+    connected_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class CoachingSession(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("coach_id", "platform", "platform_uuid"),)
     id: str = Field(default_factory=new_id, primary_key=True)
