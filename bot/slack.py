@@ -19,7 +19,8 @@ bp = Blueprint("slack_bot", __name__)
 
 
 def _reply(text: str):
-    return jsonify({"response_type": "ephemeral", "text": text})
+    # No unfurling: a one-time sign-in link must not be opened by a link preview.
+    return jsonify({"response_type": "ephemeral", "text": text, "unfurl_links": False})
 
 
 @bp.post("/slack/commands")

@@ -9,3 +9,5 @@ def register(app: Flask) -> None:
     from portal.consent import bp as consent_pages
     app.register_blueprint(client_pages)
     app.register_blueprint(consent_pages)
+    from portal.coach import bp as coach_dashboard
+    app.register_blueprint(coach_dashboard)

@@ -1,0 +1,443 @@
+"""The coach dashboard (`/coach`): magic-link sign-in, clients with their consent, sessions with
+both tiers side by side, private notes, search, the briefing and the audit trail.
+
+Every view takes the coach from the signed-in session and from nowhere else, and looks things up
+through the coach-scoped queries, so another coach's id answers exactly like a missing one (404)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from datetime import timedelta
+from functools import wraps
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from markupsafe import Markup, escape
+from sqlmodel import func, select
+
+from models import (AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link, SessionState,
+                    Summary, Transcript, audit, utcnow)
+from models import queries as q
+from models.db import session_scope
+from portal.security import harden
+from workers import briefing as briefings
+from workers import coaching, notify
+from workers.coaching import CoachError
+
+bp = Blueprint("coach", __name__, url_prefix="/coach", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+LOGIN_SALT = "holdspace.coach-login"
+LOGIN_TTL_SECONDS = 15 * 60
+SESSION_LIFETIME = timedelta(hours=12)
+AUTH_PATH = "/coach/auth/"
+AUDIT_PAGE_SIZE = 50
+# Pages anyone may open; every other endpoint needs a signed-in coach.
+PUBLIC = frozenset({"coach.login", "coach.login_post", "coach.auth", "coach.static"})
+_SAFE_NEXT = re.compile(r"/coach(?:/[A-Za-z0-9_\-/]*)?")
+
+
+def _rt():
+    return current_app.extensions["holdspace"]
+
+
+@bp.record_once
+def _configure(state):
+    """The session cookie carries a coach's sign-in: script-proof, same-site, short-lived."""
+    rt = state.app.extensions.get("holdspace")
+    state.app.config.update(
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(rt and rt.settings.public_base_url.startswith("https://")),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=LOGIN_SALT)
+
+
+def login_link(rt, coach_id: str, next_path: str | None = None) -> str:
+    """A one-time sign-in URL for this coach, valid 15 minutes (the email, Slack's "open the
+    dashboard"). `next_path` (a /coach page) is where it lands."""
+    payload = {"c": coach_id, "n": secrets.token_urlsafe(18)}
+    if next_path and _SAFE_NEXT.fullmatch(next_path):
+        payload["next"] = next_path
+    return f"{rt.settings.public_base_url}{AUTH_PATH}{_serializer(rt.settings.secret_key).dumps(payload)}"
+
+
+def _web_session_key(sid: str) -> str:
+    return f"holdspace:coach-web-session:{sid}"
+
+
+def _signed_in_coach():
+    """The coach of this browser session, or None. The cookie names a server-side session in
+    Redis, so signing out (or a Redis flush) ends it everywhere, not only in this browser."""
+    coach_id, sid = session.get("coach_id"), session.get("sid")
+    if not (isinstance(coach_id, str) and isinstance(sid, str)):
+        return None
+    try:
+        stored = _rt().redis.get(_web_session_key(sid))
+    except Exception:  # noqa: BLE001 - without Redis no one is signed in
+        return None
+    if stored is None or stored.decode() != coach_id:
+        return None
+    with session_scope(_rt().engine) as db:
+        return q.coach_by_id(db, coach_id)
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+@bp.app_template_global("coach_csrf_field")
+def coach_csrf_field():
+    return Markup(f'<input type="hidden" name="csrf_token" value="{escape(_csrf_token())}">')
+
+
+@bp.before_request
+def _guard():
+    if request.endpoint == "coach.static":
+        g.coach = None
+        return None
+    g.coach = _signed_in_coach()
+    if request.endpoint not in PUBLIC and g.coach is None:
+        wanted = request.path if (request.method == "GET" and request.path != bp.url_prefix
+                                  and _SAFE_NEXT.fullmatch(request.path)) else None
+        return redirect(url_for("coach.login", next=wanted), 303)
+    if request.method == "POST":
+        sent, expected = request.form.get("csrf_token", ""), session.get("csrf")
+        if not (isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())):
+            abort(403, "This form has expired. Go back, reload the page and try again.")
+    return None
+
+
+@bp.after_request
+def _headers(response):
+    return harden(response)
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(403)
+@bp.errorhandler(404)
+@bp.errorhandler(405)
+@bp.errorhandler(410)
+def _error(exc):
+    title, message = {403: ("Not allowed", exc.description), 404: ("Not found", "There is nothing here."),
+                      410: ("Link expired", exc.description)}.get(
+        exc.code, ("Bad request", "That request could not be understood."))
+    return render_template("coach/message.html", title=title, message=message), exc.code
+
+
+def _ip():
+    return request.remote_addr
+
+
+def _actor() -> str:
+    return f"coach:{g.coach.id}"
+
+
+def _viewed(db, subject: str) -> None:
+    audit.record(db, f"coach:{g.coach.id}", "dashboard.viewed", subject, coach_id=g.coach.id, ip=_ip())
+
+
+@bp.get("/login")
+def login():
+    if g.coach is not None:
+        return redirect(url_for("coach.dashboard"))
+    return render_template("coach/login.html", sent=False, next=_next_arg(request.args))
+
+
+def _next_arg(values) -> str | None:
+    wanted = values.get("next") or ""
+    return wanted if _SAFE_NEXT.fullmatch(wanted) else None
+
+
+@bp.post("/login")
+def login_post():
+    """Answers the same page whatever the address, so it reveals nothing about who is a coach."""
+    rt = _rt()
+    email = (request.form.get("email") or "").strip().lower()[:320]
+    message_id = None
+    if "@" in email:
+        with session_scope(rt.engine) as db:
+            coach = q.coach_by_email(db, email)
+            if coach is not None:
+                minute = int(utcnow().timestamp() // 60)
+                msg = notify.queue_message(
+                    db, key=f"coach-login:{coach.id}:{minute}", channel="email", recipient=coach.email,
+                    coach_id=coach.id, subject="Your holdspace sign-in link",
+                    body=render_template("coach/login_email.txt", coach=coach,
+                                         link=login_link(rt, coach.id, _next_arg(request.form)),
+                                         minutes=LOGIN_TTL_SECONDS // 60))
+                if msg is not None:
+                    audit.record(db, "anonymous", "coach.sign_in_requested", f"coach:{coach.id}",
+                                 coach_id=coach.id, ip=_ip())
+                    message_id = msg.id
+    if message_id:
+        notify.dispatch(rt, [message_id])
+    return render_template("coach/login.html", sent=True, next=_next_arg(request.form))
+
+
+def _not_a_link():
+    return render_template("coach/message.html", title="Not a sign-in link",
+                           message="That link is not a valid sign-in link."), 401
+
+
+@bp.get("/auth/<token>")
+def auth(token):
+    rt = _rt()
+    try:
+        data = _serializer(rt.settings.secret_key).loads(token, max_age=LOGIN_TTL_SECONDS)
+    except SignatureExpired:
+        abort(410, "That sign-in link has expired. Ask for a new one.")
+    except BadSignature:
+        return _not_a_link()
+    if not (isinstance(data, dict) and isinstance(data.get("c"), str) and isinstance(data.get("n"), str)):
+        return _not_a_link()
+    with session_scope(rt.engine) as db:
+        coach = q.coach_by_id(db, data["c"])
+        if coach is None:
+            return _not_a_link()
+        # Single use: the first redemption claims the nonce for longer than the link lives.
+        try:
+            first = rt.redis.set(f"holdspace:coach-login-used:{data['n']}", 1, nx=True,
+                                 ex=LOGIN_TTL_SECONDS + 60)
+        except Exception:  # noqa: BLE001 - without Redis a link cannot be kept to one use
+            return render_template("coach/message.html", title="Try again in a moment",
+                                   message="Signing in is unavailable for a moment. The link still works: "
+                                           "open it again shortly."), 503
+        if not first:
+            abort(410, "That sign-in link was already used. Ask for a new one.")
+        audit.record(db, f"coach:{coach.id}", "coach.signed_in", f"coach:{coach.id}",
+                     coach_id=coach.id, ip=_ip())
+        coach_id = coach.id
+    sid = secrets.token_urlsafe(24)
+    try:
+        rt.redis.set(_web_session_key(sid), coach_id, ex=int(SESSION_LIFETIME.total_seconds()))
+    except Exception:  # noqa: BLE001
+        return render_template("coach/message.html", title="Try again in a moment",
+                               message="Signing in is unavailable for a moment. Ask for a new link shortly."), 503
+    session.clear()
+    session.permanent = True
+    session.update(coach_id=coach_id, sid=sid, csrf=secrets.token_urlsafe(32))
+    target = data.get("next")
+    return redirect(target if isinstance(target, str) and _SAFE_NEXT.fullmatch(target)
+                    else url_for("coach.dashboard"), 303)
+
+
+@bp.post("/logout")
+def logout():
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        try:
+            _rt().redis.delete(_web_session_key(sid))
+        except Exception:  # noqa: BLE001 - the cookie is cleared below either way
+            pass
+    session.clear()
+    return redirect(url_for("coach.login"), 303)
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+@bp.get("")
+def dashboard():
+    rt, coach_id = _rt(), g.coach.id
+    clients = coaching.clients(rt, coach_id)
+    recent = coaching.sessions(rt, coach_id, limit=25)
+    overview = coaching.status(rt, coach_id)
+    with session_scope(rt.engine) as db:
+        failed = list(db.exec(select(CoachingSession).where(
+            CoachingSession.coach_id == coach_id, CoachingSession.state == SessionState.failed.value)
+            .order_by(CoachingSession.updated_at.desc()).limit(50)))
+        _viewed(db, "dashboard")
+    names = {c.id: c.name for c in clients}
+    return render_template("coach/dashboard.html", clients=clients, recent=recent, failed=failed,
+                           counts=overview["counts"], queue_depth=overview["queue_depth"], names=names)
+
+
+def _client_or_404(db, client_id: str):
+    client = q.client_of(db, g.coach.id, client_id)
+    if client is None:
+        abort(404)
+    return client
+
+
+def _session_or_404(db, session_id: str) -> CoachingSession:
+    found = q.session_of(db, g.coach.id, session_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/clients/<client_id>")
+def client_view(client_id):
+    rt, coach_id = _rt(), g.coach.id
+    with session_scope(rt.engine) as db:
+        client = _client_or_404(db, client_id)
+        consent = coaching.consent_label(db, coach_id, client)
+        history = q.consents_of(db, coach_id, client.id)
+        sessions = q.sessions_of(db, coach_id, client.id)
+        memory = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
+                                                    ClientMemory.client_id == client.id)).first()
+        brief = briefings.build(db, coach_id, client.id)
+        _viewed(db, f"client:{client.id}")
+    notes = coaching.notes(rt, coach_id, client_id=client.id)
+    data = memory.data if memory else {}
+    commitments = data.get("commitments") or []
+    return render_template(
+        "coach/client.html", client=client, consent=consent, history=history, sessions=sessions,
+        open_commitments=[c for c in commitments if c.get("status") == "open"],
+        closed_commitments=[c for c in commitments if c.get("status") != "open"],
+        themes=data.get("themes") or [], threads=data.get("last_open_threads") or [],
+        goals=data.get("goals") or [], brief=brief, notes=notes)
+
+
+@bp.get("/sessions/<session_id>")
+def session_view(session_id):
+    rt, coach_id = _rt(), g.coach.id
+    with session_scope(rt.engine) as db:
+        found = _session_or_404(db, session_id)
+        client = q.client_of(db, coach_id, found.client_id) if found.client_id else None
+        summary = db.exec(select(Summary).where(Summary.coach_id == coach_id,
+                                                Summary.session_id == found.id)).first()
+        insight = db.exec(select(CoachInsight).where(CoachInsight.coach_id == coach_id,
+                                                     CoachInsight.session_id == found.id)).first()
+        transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach_id,
+                                                      Transcript.session_id == found.id)).first()
+        assets = q.assets_of_session(db, coach_id, found.id)
+        consent = q.active_consent(db, coach_id, client.id) if client else None
+        live_links = list(db.exec(select(Link).where(
+            Link.coach_id == coach_id, Link.session_id == found.id, Link.revoked_at.is_(None),
+            Link.expires_at > utcnow()).order_by(Link.expires_at.desc())))
+        _viewed(db, f"session:{found.id}")
+    notes = coaching.notes(rt, coach_id, session_id=found.id)
+    media = next((a for kind in ("video", "audio") for a in assets if a.kind == kind), None)
+    try:
+        at = float(request.args.get("at", ""))
+    except ValueError:
+        at = None
+    return render_template(
+        "coach/session.html", s=found, client=client, summary=summary, insight=insight,
+        segments=transcript.segments if transcript else [], transcript=transcript, media=media,
+        may_download=bool(consent and "share_with_client" in consent.scope_set), consent=consent,
+        live_links=live_links, notes=notes, at=at)
+
+
+@bp.post("/sessions/<session_id>/notes")
+def add_note(session_id):
+    with session_scope(_rt().engine) as db:
+        _session_or_404(db, session_id)
+    try:
+        coaching.add_note(_rt(), g.coach.id, session_id, request.form.get("body", ""), actor=_actor())
+        flash("Note saved.", "ok")
+    except CoachError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("coach.session_view", session_id=session_id, _anchor="notes"), 303)
+
+
+def _session_action(operation):
+    """A POST on one of this coach's sessions: 404 for any other, the coach's message after."""
+    @wraps(operation)
+    def view(session_id):
+        with session_scope(_rt().engine) as db:
+            _session_or_404(db, session_id)
+        try:
+            flash(operation(session_id), "ok")
+        except CoachError as exc:
+            flash(str(exc), "error")
+        if request.form.get("back") == "dashboard":
+            return redirect(url_for("coach.dashboard"), 303)
+        return redirect(url_for("coach.session_view", session_id=session_id), 303)
+    return view
+
+
+@bp.post("/sessions/<session_id>/retry")
+@_session_action
+def retry(session_id):
+    return coaching.retry(_rt(), g.coach.id, session_id, actor=_actor())
+
+
+@bp.post("/sessions/<session_id>/resend")
+@_session_action
+def resend(session_id):
+    return coaching.resend(_rt(), g.coach.id, session_id, actor=_actor())
+
+
+@bp.post("/sessions/<session_id>/revoke")
+@_session_action
+def revoke(session_id):
+    return coaching.revoke(_rt(), g.coach.id, session_id, actor=_actor())
+
+
+@bp.get("/sessions/<session_id>/delete")
+def delete_confirm(session_id):
+    with session_scope(_rt().engine) as db:
+        found = _session_or_404(db, session_id)
+        client = q.client_of(db, g.coach.id, found.client_id) if found.client_id else None
+        _viewed(db, f"session:{found.id}")
+    return render_template("coach/delete.html", s=found, client=client)
+
+
+@bp.post("/sessions/<session_id>/delete")
+def delete(session_id):
+    with session_scope(_rt().engine) as db:
+        _session_or_404(db, session_id)
+    if request.form.get("confirm") != "yes":
+        flash("Nothing was deleted: tick the box to confirm.", "error")
+        return redirect(url_for("coach.delete_confirm", session_id=session_id), 303)
+    try:
+        flash(coaching.delete_session(_rt(), g.coach.id, session_id, actor=_actor()), "ok")
+    except CoachError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("coach.session_view", session_id=session_id), 303)
+    return redirect(url_for("coach.dashboard"), 303)
+
+
+@bp.get("/search")
+def search():
+    words = (request.args.get("q") or "").strip()[:200]
+    hits, error = [], None
+    if words:
+        try:
+            hits = coaching.search(_rt(), g.coach.id, words, limit=30)
+        except CoachError as exc:
+            error = str(exc)
+    return render_template("coach/search.html", words=words, hits=hits, error=error)
+
+
+@bp.get("/audit")
+def audit_trail():
+    coach_id = g.coach.id
+    try:
+        page = max(1, min(int(request.args.get("page", "1")), 100000))
+    except ValueError:
+        page = 1
+    with session_scope(_rt().engine) as db:
+        total = db.exec(select(func.count()).select_from(AuditEvent)
+                        .where(AuditEvent.coach_id == coach_id)).one()
+        events = list(db.exec(select(AuditEvent).where(AuditEvent.coach_id == coach_id)
+                              .order_by(AuditEvent.id.desc())
+                              .offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE)))
+        _viewed(db, "audit")
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    return render_template("coach/audit.html", events=events, page=page, pages=pages, total=total)
+
+
+@bp.app_template_filter("coach_snippet")
+def coach_snippet(text: str) -> Markup:
+    """A search snippet with its [matches] marked; the text itself is escaped first."""
+    return Markup(str(escape(text or "")).replace("[", "<mark>").replace("]", "</mark>"))
+
+
+@bp.app_template_filter("coach_clock")
+def coach_clock(seconds) -> str:
+    seconds = int(seconds or 0)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
