@@ -27,8 +27,10 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
     app.extensions["holdspace"] = runtime
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from webhooks.google import bp as google_webhook
     from webhooks.zoom import bp as zoom_webhook
     app.register_blueprint(zoom_webhook)
+    app.register_blueprint(google_webhook)
     from bot.slack import bp as slack_bot
     app.register_blueprint(slack_bot)
     import portal
@@ -95,6 +97,7 @@ def _email(value: str) -> str:
 
 def register_cli(app: Flask) -> None:
     from flask.cli import AppGroup
+    from sqlmodel import select
 
     from models import Client, Coach, MEDIA_POLICIES, audit
     from models import queries as q
@@ -219,6 +222,35 @@ def register_cli(app: Flask) -> None:
         run_erasure(receipt.id)
         click.echo(f"consent withdrawn for {client.email}; data deleted, receipt {receipt.id}")
 
+    google_group = AppGroup("google", help="Google Meet connections.")
+    app.cli.add_command(google_group)
+
+    @google_group.command("connect-delegated")
+    @click.option("--coach-email", required=True)
+    @click.option("--google-user-id", required=True, help="The coach's Google user id (users/<id> in Meet).")
+    def google_connect_delegated(coach_email, google_user_id):
+        """Act for a coach through the Workspace admin's domain-wide delegation."""
+        from models import GoogleConnection
+        from workers.meet import keep_subscription
+        rt = _rt()
+        if not rt.settings.google_service_account_file:
+            fail("GOOGLE_SERVICE_ACCOUNT_FILE is not set")
+        with session_scope(rt.engine) as db:
+            coach = q.coach_by_email(db, _email(coach_email))
+            if coach is None:
+                fail(f"no coach with email {coach_email}")
+            conn = db.exec(select(GoogleConnection).where(GoogleConnection.coach_id == coach.id)).first() \
+                or GoogleConnection(coach_id=coach.id, mode="delegation")
+            conn.mode, conn.google_user_id, conn.refresh_token_sealed, conn.status = \
+                "delegation", google_user_id.removeprefix("users/"), None, "active"
+            coach.google_user_id = coach.google_user_id or conn.google_user_id
+            db.add(conn)
+            audit.record(db, "operator", "google.connected", f"coach:{coach.id}", coach_id=coach.id,
+                         mode="delegation")
+            coach_id = coach.id
+        result = keep_subscription(rt, coach_id) if rt.settings.google_pubsub_topic else "no topic set"
+        click.echo(f"connected through delegation; subscription: {result}")
+
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop once the queues are empty.")
     def worker(burst):
@@ -254,7 +286,8 @@ def register_cli(app: Flask) -> None:
             sys.exit(1)
 
     @app.cli.command("demo")
-    def demo():
+    @click.option("--serve", is_flag=True, help="Keep serving the app afterwards, so the client link opens.")
+    def demo(serve):
         """The end-to-end demo that `make demo` runs."""
         from demo.run import run_demo
-        sys.exit(run_demo(_rt()))
+        sys.exit(run_demo(_rt(), serve=serve))

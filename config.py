@@ -63,6 +63,13 @@ class Settings:
     google_pubsub_service_account: str | None
     google_certs_url: str | None
     google_api_base_url: str | None
+    google_client_id: str | None
+    google_client_secret: str | None
+    google_oauth_auth_url: str
+    google_oauth_token_url: str
+    google_pubsub_topic: str | None
+    google_service_account_file: str | None
+    google_subscription_ttl_seconds: int
     transcribe_engine: str
     whisper_model: str | None
     summary_engine: str
@@ -80,6 +87,8 @@ class Settings:
     sweep_stale_seconds: int = 120
     download_attempts: int = 4
     briefing_lead_minutes: int = 60
+    # After a Meet conference ends, how long to wait for its recording before telling the coach.
+    meet_artifact_wait_seconds: int = 3600
     # How long transcription waits for Zoom's own transcript before making one itself.
     platform_transcript_wait_seconds: int = 7200
     download_backoff_seconds: float = 2.0
@@ -119,6 +128,13 @@ class Settings:
             google_pubsub_service_account=env.get("GOOGLE_PUBSUB_SERVICE_ACCOUNT") or None,
             google_certs_url=env.get("GOOGLE_CERTS_URL") or None,
             google_api_base_url=env.get("GOOGLE_API_BASE_URL") or None,
+            google_client_id=env.get("GOOGLE_CLIENT_ID") or None,
+            google_client_secret=env.get("GOOGLE_CLIENT_SECRET") or None,
+            google_oauth_auth_url=env.get("GOOGLE_OAUTH_AUTH_URL") or "https://accounts.google.com/o/oauth2/auth",
+            google_oauth_token_url=env.get("GOOGLE_OAUTH_TOKEN_URL") or "https://oauth2.googleapis.com/token",
+            google_pubsub_topic=env.get("GOOGLE_PUBSUB_TOPIC") or None,
+            google_service_account_file=env.get("GOOGLE_SERVICE_ACCOUNT_FILE") or None,
+            google_subscription_ttl_seconds=_int(env, "GOOGLE_SUBSCRIPTION_TTL_SECONDS", 604800),
             transcribe_engine=env.get("TRANSCRIBE_ENGINE") or "auto",
             whisper_model=env.get("WHISPER_MODEL") or None,
             summary_engine=env.get("SUMMARY_ENGINE") or "auto",
@@ -132,6 +148,7 @@ class Settings:
             sweep_stale_seconds=_int(env, "SWEEP_STALE_SECONDS", 120),
             download_attempts=_int(env, "DOWNLOAD_ATTEMPTS", 4),
             briefing_lead_minutes=_int(env, "BRIEFING_LEAD_MINUTES", 60),
+            meet_artifact_wait_seconds=_int(env, "MEET_ARTIFACT_WAIT_SECONDS", 3600),
             platform_transcript_wait_seconds=_int(env, "PLATFORM_TRANSCRIPT_WAIT_SECONDS", 7200),
             download_backoff_seconds=float(env.get("DOWNLOAD_BACKOFF_SECONDS") or 2.0),
         )
@@ -141,12 +158,17 @@ class Settings:
         return replace(self, **overrides)
 
     @property
+    def google_oauth_configured(self) -> bool:
+        return bool(self.google_client_id and self.google_client_secret)
+
+    @property
     def zoom_api_configured(self) -> bool:
         return bool(self.zoom_account_id and self.zoom_client_id and self.zoom_client_secret)
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, tracebacks and logs.
         hidden = {"secret_key", "vault_master_key", "zoom_webhook_secret", "zoom_client_secret",
+                  "google_client_secret",
                   "slack_signing_secret", "slack_bot_token", "openai_api_key", "smtp_url",
                   "database_url", "redis_url"}
         parts = [f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"

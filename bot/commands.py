@@ -167,6 +167,14 @@ def dashboard(rt, coach_id, args, actor) -> str:
     return f"Your dashboard (this sign-in link works once, for 15 minutes): {login_link(rt, coach_id)}"
 
 
+def connect(rt, coach_id, args, actor) -> str:
+    if [a.lower() for a in args[:1]] != ["google"]:
+        raise CoachError("Usage: /holdspace connect google")
+    from portal.coach import login_link
+    return ("Connect Google Meet from your dashboard (this sign-in link works once, for 15 minutes): "
+            + login_link(rt, coach_id, next_path="/coach/google"))
+
+
 COMMANDS: dict[str, Command] = {
     "clients": Command(clients, "clients", "your clients and their consent"),
     "sessions": Command(sessions, "sessions [client email]", "recent sessions, their state and what failed"),
@@ -181,6 +189,7 @@ COMMANDS: dict[str, Command] = {
     "delete": Command(delete, "delete session <id> | delete client <email>", "delete, with a confirmation step"),
     "status": Command(status, "status", "the pipeline: states, failures, queue"),
     "dashboard": Command(dashboard, "dashboard", "a one-tap sign-in link to your dashboard"),
+    "connect": Command(connect, "connect google", "connect your Google account for Meet recordings"),
 }
 
 

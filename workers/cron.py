@@ -8,6 +8,7 @@ from models import utcnow
 from workers import inbox, notify
 from workers.briefing import send_upcoming_briefings
 from workers.erasure import apply_retention, resume_unfinished
+from workers.meet import renew_subscriptions
 from workers.ingest import sweep_zoom_recordings
 from workers.runtime import current
 
@@ -28,3 +29,4 @@ def register(scheduler) -> None:
                        name="daily Zoom recordings sweep")
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")
     scheduler.register(send_upcoming_briefings, "default", interval=300, name="pre-session briefings")
+    scheduler.register(renew_subscriptions, "default", interval=3600, name="Google subscription keeper")

@@ -103,7 +103,7 @@ def process_inbox_event(inbox_id: int) -> str:
             return ev.status
         ev.status, ev.attempts, ev.updated_at = "processing", ev.attempts + 1, utcnow()
         platform, event, payload = ev.platform, ev.event, ev.payload
-    handler = HANDLERS.get((platform, event))
+    handler = handler_for(platform, event)
     try:
         outcome, session_id = handler(rt, inbox_id, payload) if handler else ("ignored", None)
     except Exception as exc:
@@ -448,6 +448,13 @@ HANDLERS = {
     ("zoom", "recording.transcript_completed"): ingest_zoom_recording,
     ("zoom", "meeting.ended"): note_meeting_ended,
 }
+
+
+def handler_for(platform: str, event: str):
+    if platform == "google":
+        from workers.meet import HANDLERS as MEET  # Meet's steps build on the ones above
+        return MEET.get(event)
+    return HANDLERS.get((platform, event))
 
 
 # --- small helpers ----------------------------------------------------------------------------
