@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlmodel import select
 
 from models import Asset, ClientMemory, Summary, Transcript, audit
 from models import queries as q
 from models.db import session_scope
-from portal.security import token_page
+from portal.security import harden, token_page
 from workers import links
 
 bp = Blueprint("client_pages", __name__, template_folder="templates", static_folder="static",
@@ -30,9 +30,19 @@ def _gone(db, exc: links.LinkGone, token: str):
     return render_template("gone.html", reason=exc.reason, token=token, can_refresh=can_refresh), 410
 
 
-def open_link(db, token: str, purpose: str):
-    """The live link for this token, or the answer to give instead (404 / 410 page)."""
-    return links.check(db, _rt().settings.secret_key, token, purpose, ip=request.remote_addr)
+def open_link(db, token: str, purpose: str, *, page: bool = True):
+    """The live link behind a token; otherwise the answer is raised: 404 for anything forged
+    or unknown, 410 for an expired or revoked one (with the fresh-link page when a page was
+    asked for, a bare 410 for media and downloads)."""
+    try:
+        return links.check(db, _rt().settings.secret_key, token, purpose, ip=request.remote_addr)
+    except links.LinkNotFound:
+        abort(404)
+    except links.LinkGone as exc:
+        if not page:
+            abort(410)
+        body, status = _gone(db, exc, token)
+        abort(harden(make_response(body, status)))
 
 
 def _session_view(db, link):
@@ -62,12 +72,7 @@ def _may_download(consent) -> bool:
 @token_page
 def session_page(token):
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "session")
-        except links.LinkNotFound:
-            abort(404)
-        except links.LinkGone as exc:
-            return _gone(db, exc, token)
+        link = open_link(db, token, "session")
         session, client, coach, media, consent = _session_view(db, link)
         transcript = db.exec(select(Transcript).where(Transcript.coach_id == link.coach_id,
                                                       Transcript.session_id == session.id)).first()
@@ -128,10 +133,7 @@ def _stream(asset: Asset, as_download: str | None = None):
 @bp.get("/s/<token>/media")
 def media(token):
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "session")
-        except (links.LinkNotFound, links.LinkGone) as exc:
-            abort(410 if isinstance(exc, links.LinkGone) else 404)
+        link = open_link(db, token, "session", page=False)
         asset = _media_asset(db, link)
     return _stream(asset)
 
@@ -139,10 +141,7 @@ def media(token):
 @bp.get("/s/<token>/download/recording")
 def download_recording(token):
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "session")
-        except (links.LinkNotFound, links.LinkGone) as exc:
-            abort(410 if isinstance(exc, links.LinkGone) else 404)
+        link = open_link(db, token, "session", page=False)
         session, client, coach, media, consent = _session_view(db, link)
         if media is None or not _may_download(consent):
             abort(403, "Downloads are not part of what you agreed to share.")
@@ -158,10 +157,7 @@ def download_transcript(token, fmt):
     if fmt not in ("vtt", "txt"):
         abort(404)
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "session")
-        except (links.LinkNotFound, links.LinkGone) as exc:
-            abort(410 if isinstance(exc, links.LinkGone) else 404)
+        link = open_link(db, token, "session", page=False)
         session, client, coach, media, consent = _session_view(db, link)
         transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach.id,
                                                       Transcript.session_id == session.id)).first()
@@ -183,12 +179,7 @@ def download_transcript(token, fmt):
 @token_page
 def journey(token):
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "journey")
-        except links.LinkNotFound:
-            abort(404)
-        except links.LinkGone as exc:
-            return _gone(db, exc, token)
+        link = open_link(db, token, "journey")
         client = q.client_of(db, link.coach_id, link.client_id)
         coach = q.coach_by_id(db, link.coach_id)
         sessions = [s for s in q.sessions_of(db, coach.id, client.id) if s.state == "delivered"]

@@ -3,14 +3,14 @@ scope; and withdrawal, which starts the deletion of everything."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from models import CONSENT_SCOPES, audit, consent_text
 from models import queries as q
 from models.db import session_scope
-from portal.client import _gone, open_link
+from portal.client import open_link
 from portal.security import token_page
-from workers import links, notify
+from workers import notify
 
 bp = Blueprint("consent_pages", __name__, template_folder="templates")
 
@@ -50,12 +50,7 @@ def _page(db, link, token, notice=None):
 def consent_page(token):
     from workers import consent
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "consent")
-        except links.LinkNotFound:
-            abort(404)
-        except links.LinkGone as exc:
-            return _gone(db, exc, token)
+        link = open_link(db, token, "consent")
         if request.method == "GET":
             return _page(db, link, token)
         chosen = [s for s in request.form.getlist("scope") if s in CONSENT_SCOPES]
@@ -84,12 +79,7 @@ def consent_page(token):
 def withdraw(token):
     from workers.erasure import enqueue_erasure, start_client_erasure
     with session_scope(_rt().engine) as db:
-        try:
-            link = open_link(db, token, "consent")
-        except links.LinkNotFound:
-            abort(404)
-        except links.LinkGone as exc:
-            return _gone(db, exc, token)
+        link = open_link(db, token, "consent")
         if request.form.get("confirm") != "yes":
             return _page(db, link, token, notice="Please tick the box to confirm."), 400
         client = q.client_of(db, link.coach_id, link.client_id)

@@ -1,7 +1,6 @@
 """At-least-once in, exactly-once effect: bursts of duplicates, Redis lost mid-burst, a worker
 killed mid-download, and a recording.completed that never comes."""
 
-import json
 import os
 import random
 import signal
@@ -12,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import boto3
-import pytest
 from sqlmodel import func, select
 
 from tests.zoomhelpers import STORED_OR_LATER

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from sqlmodel import select
 
-from models import CoachingSession, Consent, DeletionReceipt, Link, PrivateNote
+from models import CoachingSession, Consent, DeletionReceipt, PrivateNote
 from tests.portalhelpers import delivered_session
 from tests.slackstub import BOT_TOKEN, SlackStub
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client, post_zoom

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from rq import get_current_job
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from integrations.zoom import DownloadError
 from models import Asset, CoachingSession, InboxEvent, SessionState, audit, utcnow

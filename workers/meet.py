@@ -73,13 +73,22 @@ def coach_for(db, message: g.PushMessage) -> str | None:
 
 # --- events -----------------------------------------------------------------------------------------
 
-def _open(rt, inbox_id: int, message: g.PushMessage, conference: dict) -> str | None:
+def _event(rt, inbox_id: int, payload: dict) -> tuple[g.PushMessage, str | None]:
+    """The event and the coach it is for (None, audited as ignored, when no coach is)."""
+    message = g.PushMessage.from_payload(payload)
     with session_scope(rt.engine) as db:
         coach_id = coach_for(db, message)
         if coach_id is None:
-            audit.record(db, "system", "inbox.ignored", f"inbox:{inbox_id}", reason="no coach for this subscription")
-            return None
-        db.get(InboxEvent, inbox_id).coach_id = coach_id
+            audit.record(db, "system", "inbox.ignored", f"inbox:{inbox_id}",
+                         reason="no coach for this subscription")
+        else:
+            db.get(InboxEvent, inbox_id).coach_id = coach_id
+    return message, coach_id
+
+
+def _open(rt, coach_id: str, conference: dict) -> str:
+    """Get or create the CoachingSession of this conference."""
+    with session_scope(rt.engine) as db:
         name = conference["name"]
         session = q.session_by_platform(db, coach_id, "meet", name)
         if session is None:
@@ -117,12 +126,8 @@ def _client_sources(google: g.GoogleClient, conference_name: str):
 
 
 def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    message = g.PushMessage.from_payload(payload)
-    with session_scope(rt.engine) as db:
-        coach_id = coach_for(db, message)
+    message, coach_id = _event(rt, inbox_id, payload)
     if coach_id is None:
-        with session_scope(rt.engine) as db:
-            audit.record(db, "system", "inbox.ignored", f"inbox:{inbox_id}", reason="no coach for this subscription")
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         recording = google.get_recording(message.resource_name)
@@ -130,9 +135,7 @@ def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]
             # Not ready: a later fileGenerated (or the artifact check) brings it back.
             return "ignored", None
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, inbox_id, message, conference)
-        if session_id is None:
-            return "ignored", None
+        session_id = _open(rt, coach_id, conference)
         client_id = ingest.resolve_client(rt, session_id, _client_sources(google, conference["name"]),
                                           conference.get("space"))
         if client_id is None:
@@ -172,14 +175,12 @@ def _drive_chunks(google: g.GoogleClient, f: ingest.PlatformFile):
 def ingest_transcript(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
     """Meet's transcript entries become the session's platform transcript (a VTT in the vault).
     Before the recording has told us whose session it is, the transcript waits for it."""
-    message = g.PushMessage.from_payload(payload)
-    with session_scope(rt.engine) as db:
-        coach_id = coach_for(db, message)
+    message, coach_id = _event(rt, inbox_id, payload)
     if coach_id is None:
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, inbox_id, message, conference)
+        session_id = _open(rt, coach_id, conference)
         imported = _import_transcript(rt, google, session_id, message.resource_name, conference)
     return ("done" if imported is not None else "ignored"), session_id
 
@@ -230,17 +231,14 @@ def _import_transcript(rt, google: g.GoogleClient, session_id: str, name: str, c
 
 def conference_ended(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
     """The conference ended (often before its recording exists): wait for the artifacts, bounded."""
-    message = g.PushMessage.from_payload(payload)
-    with session_scope(rt.engine) as db:
-        coach_id = coach_for(db, message)
+    message, coach_id = _event(rt, inbox_id, payload)
     if coach_id is None:
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         conference = google.get_conference(message.conference_name)
-    session_id = _open(rt, inbox_id, message, conference)
-    if session_id:
-        rt.queue("default").enqueue_in(timedelta(seconds=rt.settings.meet_artifact_wait_seconds),
-                                       check_artifacts, session_id, job_id=f"meet-artifacts-{session_id}")
+    session_id = _open(rt, coach_id, conference)
+    rt.queue("default").enqueue_in(timedelta(seconds=rt.settings.meet_artifact_wait_seconds),
+                                   check_artifacts, session_id, job_id=f"meet-artifacts-{session_id}")
     return "done", session_id
 
 
@@ -265,9 +263,7 @@ def check_artifacts(session_id: str) -> str:
 # --- the subscription keeper -------------------------------------------------------------------------
 
 def lifecycle(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    message = g.PushMessage.from_payload(payload)
-    with session_scope(rt.engine) as db:
-        coach_id = coach_for(db, message)
+    message, coach_id = _event(rt, inbox_id, payload)
     if coach_id is None:
         return "ignored", None
     if message.ce_type == g.SUSPENDED:

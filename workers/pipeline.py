@@ -267,7 +267,6 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
 @_step("summary")
 def summarise_session(session_id: str) -> str:
     rt = current()
-    s = rt.settings
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         if session is None or session.state != S.summarising.value:
