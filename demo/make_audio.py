@@ -23,15 +23,19 @@ def lines(path: Path):
 
 def render(script: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        # A short pause between turns, as in a real conversation.
+        gap = Path(tmp) / "gap.wav"
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "anullsrc=r=22050:cl=mono", "-t", "0.8", "-c:a", "pcm_s16le", str(gap)], check=True)
         parts = []
         for i, (speaker, text) in enumerate(lines(script)):
             wav = Path(tmp) / f"{i:03d}.wav"
             subprocess.run(["espeak-ng", *VOICES[speaker], "-w", str(wav), text], check=True)
-            parts.append(wav)
+            parts += [wav, gap]
         listing = Path(tmp) / "list.txt"
         listing.write_text("".join(f"file '{p}'\n" for p in parts))
         subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-                        "-i", str(listing), "-af", "apad=pad_dur=0.4", "-ac", "1", "-ar", "16000",
+                        "-i", str(listing), "-ac", "1", "-ar", "16000",
                         "-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart", str(out)], check=True)
 
 

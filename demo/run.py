@@ -2,8 +2,9 @@
 
 A local stand-in plays Zoom (its API, OAuth and file host) and serves a short recorded
 coaching conversation; the real app, running on a local port, receives a correctly signed
-`recording.completed`, and a real RQ worker runs the pipeline. A second meeting, with a
-client who never consented, shows the refusal path."""
+`recording.completed`, and a real RQ worker runs the pipeline: consent gate, encrypted
+storage, local Whisper transcription, the offline summary, the client's email and link. A
+second meeting, with a client who never consented, shows the refusal path."""
 
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run_demo(base_rt) -> int:
+def run_demo(base_rt, serve: bool = False) -> int:
     from app import create_app
     from tests.zoomstub import ZoomStub
     from tests.zoomhelpers import signed_headers
 
     import logging
-    logging.getLogger().setLevel(logging.WARNING)  # the narration below is the demo's output
+    for name in ("", "werkzeug", "rq.worker"):  # the narration below is the demo's output
+        logging.getLogger(name).setLevel(logging.WARNING)
     say("holdspace demo: Zoom recording → consent gate → encrypted vault")
     say("=" * 64)
     stub = ZoomStub()
@@ -72,15 +74,51 @@ def run_demo(base_rt) -> int:
         say()
         say(f"Zoom's file host served {len(files)} download(s) in all: the refused recording was never fetched.")
         outbox = settings.var_dir / "outbox"
-        say(f"Coach notifications were written to the Maildir {outbox}.")
+        say(f"Emails (the client's and the coach's) were written to the Maildir {outbox}.")
         with session_scope(rt.engine) as db:
             from models.audit import verify
             report = verify(db)
         say(f"Audit chain: {'intact' if report.ok else 'BROKEN'} ({report.checked} events).")
-        return 0
+        link = _client_link(outbox, CONSENTING[0])
+        say()
+        if link:
+            say(f"{CONSENTING[1]}'s session page: {link}")
+            if serve:
+                say("Serving it now; press Ctrl-C to stop.")
+        else:
+            say("No session email reached the client (see the states above).")
+        if serve:
+            server.shutdown()
+            _serve_until_interrupted(app, settings.public_base_url)
+        elif link:
+            say("Open it while `make run` is serving, or run `.venv/bin/flask --app app demo --serve`.")
+        return 0 if link else 1
     finally:
         server.shutdown()
         stub.stop()
+
+
+def _client_link(outbox: Path, email: str) -> str | None:
+    import mailbox
+    from email.policy import default
+    found = None
+    for key, msg in sorted(mailbox.Maildir(outbox, create=False).items(), key=lambda kv: kv[1].get_date()):
+        parsed = __import__("email").message_from_bytes(msg.as_bytes(), policy=default)
+        if email in str(parsed["To"]):
+            body = parsed.get_body(preferencelist=("plain",))
+            for word in (body.get_content() if body else "").split():
+                if "/s/" in word:
+                    found = word.strip()
+    return found
+
+
+def _serve_until_interrupted(app, base_url: str) -> None:
+    from urllib.parse import urlparse
+    url = urlparse(base_url)
+    try:
+        make_server(url.hostname or "127.0.0.1", url.port or 80, app, threaded=True).serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 def _ensure_people(rt) -> str:
@@ -93,6 +131,8 @@ def _ensure_people(rt) -> str:
             coach = Coach(email=email, name=name, zoom_user_id=zoom_id)
             db.add(coach)
             db.flush()
+        # No Zoom transcript will come from the stand-in: transcribe here, straight away.
+        coach.allow_platform_transcript = False
         for client_email, client_name in (CONSENTING, NOT_CONSENTING):
             if q.client_by_email(db, coach.id, client_email) is None:
                 client = Client(coach_id=coach.id, email=client_email, name=client_name)
@@ -143,10 +183,33 @@ def _narrate(rt, coach_id, session_id, audio) -> None:
         say(f"   session {session.id}: state = {session.state}"
             + (f" ({session.error})" if session.error else ""))
         assets = list(db.exec(select(Asset).where(Asset.coach_id == coach_id, Asset.session_id == session_id)))
-    for a in assets:
+    for a in [a for a in assets if a.kind in ("audio", "video")]:
         plain = b"".join(rt.vault.open(a.object_key))
         same = hashlib.sha256(plain).hexdigest() == hashlib.sha256(audio).hexdigest()
         say(f"   vault object {a.object_key}: {a.size} bytes, encrypted to {a.ciphertext_size}; "
             f"decrypts to the source recording: {'yes' if same else 'NO'}")
     if not assets:
         say("   nothing was downloaded or stored")
+        return
+    from models import CoachInsight, Summary, Transcript
+    with session_scope(rt.engine) as db:
+        transcript = db.exec(select(Transcript).where(Transcript.session_id == session_id)).first()
+        summary = db.exec(select(Summary).where(Summary.session_id == session_id)).first()
+        insight = db.exec(select(CoachInsight).where(CoachInsight.session_id == session_id)).first()
+    if transcript:
+        say(f"   transcript ({transcript.engine}, {len(transcript.segments)} segments), first lines:")
+        for seg in transcript.segments[:3]:
+            who = f"{seg['speaker']}{'?' if seg.get('speaker_guessed') else ''}: " if seg.get("speaker") else ""
+            say(f"     [{int(seg['start']) // 60}:{int(seg['start']) % 60:02d}] {who}{seg['text'].strip()}")
+    if summary:
+        tier = summary.client_tier
+        say(f"   summary for the client ({summary.engine}{', basic' if summary.basic else ''}):")
+        for c in tier.get("commitments", []):
+            say(f"     commitment: {c['what']} ({c['who']}{', ' + c['by_when'] if c.get('by_when') else ''})")
+        for h in tier.get("homework", []):
+            say(f"     homework: {h['task']}")
+        for t in tier.get("open_threads", [])[:2]:
+            say(f"     open thread: {t}")
+    if insight:
+        n = sum(len(v) for v in insight.coach_tier.values() if isinstance(v, list))
+        say(f"   coach-only notes kept apart from the client's view: {n} items")

@@ -35,7 +35,9 @@ def open_link(db, token: str, purpose: str, *, page: bool = True):
     or unknown, 410 for an expired or revoked one (with the fresh-link page when a page was
     asked for, a bare 410 for media and downloads)."""
     try:
-        return links.check(db, _rt().settings.secret_key, token, purpose, ip=request.remote_addr)
+        # A page view is a use (counted, audited); the player's many Range requests are not.
+        return links.check(db, _rt().settings.secret_key, token, purpose, ip=request.remote_addr,
+                           count_use=page)
     except links.LinkNotFound:
         abort(404)
     except links.LinkGone as exc:

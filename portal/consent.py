@@ -3,7 +3,7 @@ scope; and withdrawal, which starts the deletion of everything."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from models import CONSENT_SCOPES, audit, consent_text
 from models import queries as q
@@ -52,7 +52,8 @@ def consent_page(token):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "consent")
         if request.method == "GET":
-            return _page(db, link, token)
+            saved = request.args.get("saved") == "1"
+            return _page(db, link, token, notice="Thank you. Your choice is saved." if saved else None)
         chosen = [s for s in request.form.getlist("scope") if s in CONSENT_SCOPES]
         try:
             scopes = consent.parse_scopes(",".join(chosen)) if chosen else None
@@ -68,10 +69,10 @@ def consent_page(token):
         msg = notify.tell_coach(db, _rt(), coach, key=f"consent-granted:{client.id}:{link.id}:{','.join(scopes)}",
                                 subject=f"{client.name} gave written consent",
                                 body=f"{client.name} <{client.email}> agreed to: {', '.join(scopes)}.")
-        page = _page(db, link, token, notice="Thank you. Your choice is saved.")
     if msg:
         notify.dispatch(_rt(), [msg.id])
-    return page
+    # Post/redirect/get: reloading the thank-you page must not record the consent again.
+    return redirect(url_for("consent_pages.consent_page", token=token, saved=1), 303)
 
 
 @bp.post("/c/<token>/withdraw")

@@ -55,12 +55,13 @@ def google_callback():
     from workers.meet import TOKEN_PURPOSE, keep_subscription
     s, rt = _rt().settings, _rt()
     state = request.args.get("state", "")
+    # A state that is forged, stale or another coach's is an authorisation failure, not ours to use.
     try:
         data = URLSafeTimedSerializer(s.secret_key, salt=STATE_SALT).loads(state, max_age=900)
     except BadSignature:
-        abort(400)
+        abort(403, "This Google connection attempt has expired or is not yours. Please start again.")
     if not isinstance(data, dict) or data.get("c") != g.coach.id:
-        abort(400)
+        abort(403, "This Google connection attempt has expired or is not yours. Please start again.")
     if request.args.get("error") or not request.args.get("code"):
         return redirect(url_for("coach.google_status", notice="Google was not connected."), 303)
     try:

@@ -65,6 +65,12 @@ def test_media_ranges(hs, zoom_stub, smtp_sink):
         resp = hs.http.get(f"{path}/media", headers={"Range": bad})
         assert resp.status_code == 416, bad
         assert resp.headers["Content-Range"] == f"bytes */{size}"
+    # Seeking is not a use of the link: only page views are counted and audited.
+    hs.http.get(path)
+    with hs.db() as db:
+        link = db.exec(select(Link).where(Link.purpose == "session")).one()
+        used = [e for e in db.exec(select(AuditEvent)) if e.action == "link.used"]
+    assert link.uses == 1 and len(used) == 1
 
 
 def test_downloads_follow_the_share_scope(hs_factory, database_url, zoom_stub, smtp_sink):
@@ -163,7 +169,8 @@ def test_consent_page_records_written_consent(hs, smtp_sink):
         assert words in text
     resp = hs.http.post(path_of(url), data={"scope": ["record", "transcribe"]},
                         headers={"User-Agent": "TestBrowser/1.0"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
-    assert resp.status_code == 200 and "Your choice is saved" in resp.get_data(as_text=True)
+    assert resp.status_code == 303  # post/redirect/get: a reload does not record it twice
+    assert "Your choice is saved" in hs.http.get(resp.location).get_data(as_text=True)
     with hs.db() as db:
         consent = db.exec(select(Consent).where(Consent.withdrawn_at.is_(None))).one()
         assert consent.method == "written" and consent.scopes == "record,transcribe"

@@ -19,24 +19,27 @@
     span.setAttribute("data-plain", span.textContent);
   });
   search.addEventListener("input", function () {
-    var needle = search.value.trim().toLowerCase();
+    var needle = search.value.trim();
+    // Case-insensitive match on the original text itself, so the highlighted range is exactly
+    // what matched even where lowercasing would change a string's length.
+    var pattern = needle ? new RegExp(needle.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i") : null;
     var shown = 0;
     segments.forEach(function (li) {
       var span = li.querySelector(".text");
       var plain = span.getAttribute("data-plain");
       span.textContent = plain;  // text only: nothing from the transcript is ever parsed as HTML
-      if (!needle) { li.classList.remove("hidden"); return; }
-      var at = plain.toLowerCase().indexOf(needle);
-      if (at < 0) { li.classList.add("hidden"); return; }
+      if (!pattern) { li.classList.remove("hidden"); return; }
+      var found = pattern.exec(plain);
+      if (!found) { li.classList.add("hidden"); return; }
       li.classList.remove("hidden");
       shown += 1;
       var mark = document.createElement("mark");
-      mark.textContent = plain.substr(at, needle.length);
+      mark.textContent = found[0];
       span.textContent = "";
-      span.appendChild(document.createTextNode(plain.slice(0, at)));
+      span.appendChild(document.createTextNode(plain.slice(0, found.index)));
       span.appendChild(mark);
-      span.appendChild(document.createTextNode(plain.slice(at + needle.length)));
+      span.appendChild(document.createTextNode(plain.slice(found.index + found[0].length)));
     });
-    count.textContent = needle ? shown + " matching passage" + (shown === 1 ? "" : "s") : "";
+    count.textContent = pattern ? shown + " matching passage" + (shown === 1 ? "" : "s") : "";
   });
 })();
