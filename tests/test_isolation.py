@@ -255,3 +255,74 @@ def test_coach_b_reaches_nothing_of_coach_a(hs, zoom_stub, smtp_sink):
     assert snapshot(hs, b.id) == b_before
     hs.drain()  # nothing queued by B's requests touches A either
     assert snapshot(hs, a.id) == before
+
+
+# --- the Slack command ---------------------------------------------------------------------------
+
+def slack_lines(value: str, confirm) -> list[str]:
+    """Every /holdspace subcommand with one of A's values wherever it takes an argument."""
+    from bot.commands import COMMANDS
+    lines = [f"{name} {value}" for name in COMMANDS]
+    lines += [f"consent status {value}", f"consent verbal {value}", f"assign {value} {value}",
+              f"assign {value} {B_CLIENT_EMAIL}", f"note {value} {value}", f"sessions {value}",
+              f"delete session {value}", f"delete client {value}",
+              f"delete session {value} confirm {confirm('session', value)}",
+              f"delete client {value} confirm {confirm('client', value)}", "clients", "status"]
+    return lines
+
+
+def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_stub, smtp_sink):
+    import time
+    from urllib.parse import urlencode
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from bot.commands import confirm_code
+    from tests.slackstub import BOT_TOKEN, SlackStub
+    slack = SlackStub().start()
+    try:
+        smtp_sink.clear()
+        secret = "isolation-slack-secret"
+        hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SLACK_SIGNING_SECRET=secret,
+                        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_BASE_URL=slack.api_base_url,
+                        **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
+        a = coach_a(hs, zoom_stub, smtp_sink)
+        b = coach_b(hs)
+        from models import Coach as CoachRow
+        with hs.db() as db:
+            row = db.get(CoachRow, b.id)
+            row.slack_user_id = "U0BLAIR"
+            db.add(row)
+            db.commit()
+        before = snapshot(hs, a.id)
+
+        def confirm(what, target):
+            return confirm_code(hs.rt.settings.secret_key, b.id, f"{what}:{target.lower()}")
+
+        replies, asked = [], {}
+        for value in a.values:
+            for line in slack_lines(value, confirm):
+                hook = f"r{len(asked)}"
+                asked[hook] = (line, value)
+                body = urlencode({"command": "/holdspace", "text": line, "user_id": "U0BLAIR",
+                                  "response_url": slack.response_url(hook)}).encode()
+                ts = str(int(time.time()))
+                resp = hs.http.post("/slack/commands", data=body, content_type="application/x-www-form-urlencoded",
+                                    headers={"X-Slack-Request-Timestamp": ts,
+                                             "X-Slack-Signature": SignatureVerifier(secret).generate_signature(
+                                                 timestamp=ts, body=body)})
+                assert resp.status_code == 200, line
+                replies.append((line, value, resp.get_json()["text"]))
+        hs.drain()
+        replies += [(*asked[r["hook"]], r.get("text", "")) for r in slack.responses]
+        assert len(slack.responses) >= 2 * len(a.values)  # search and brief did answer, through response_url
+        for line, value, text in replies:
+            allowed = {s for s in a.secrets if value and (s in value or value in s)}
+            leaked = sorted(s for s in a.secrets - allowed if s.lower() in text.lower())
+            assert not leaked, f"/holdspace {line} shows {leaked}"
+        assert snapshot(hs, a.id) == before, "B's commands changed A's data"
+        # And nothing of A's reached B's Slack DMs either.
+        for dm in slack.dms_to("U0BLAIR"):
+            assert not [s for s in a.secrets if s.lower() in dm.lower()], dm
+    finally:
+        slack.stop()
