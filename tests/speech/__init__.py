@@ -1,0 +1,1 @@
+"""Test speech: scripts with known commitments, rendered by espeak-ng."""

@@ -1,0 +1,1 @@
+"""Summary engines and client memory."""

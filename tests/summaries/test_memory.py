@@ -1,0 +1,103 @@
+"""Client memory across sessions: commitments closed with evidence, themes accumulating."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.speech.generate import script_segments
+from tests.speech.scoring import EXPECTED, same_item
+from workers.summaries.memory import ClientMemory, TrackedCommitment, Evidence, detect_progress, update_memory
+from workers.summaries.offline import summarise_offline
+from workers.summaries.schema import ClientTier
+from workers.transcription import Segment
+
+S1, S2 = script_segments("session1"), script_segments("session2")
+DAY1, DAY2 = dt.date(2026, 3, 2), dt.date(2026, 3, 16)
+
+
+def two_sessions() -> tuple[ClientMemory, ClientMemory]:
+    first, _ = summarise_offline(S1)
+    after_one = update_memory(None, first, "s1", DAY1, S1)
+    second, _ = summarise_offline(S2, memory=after_one, session_id="s2")
+    return after_one, update_memory(after_one, second, "s2", DAY2, S2)
+
+
+def find(memory: ClientMemory, what: str) -> TrackedCommitment:
+    return next(c for c in memory.commitments if same_item(c.what, what))
+
+
+def test_a_commitment_reported_done_is_closed_with_evidence():
+    after_one, after_two = two_sessions()
+    assert len(after_one.open_commitments) == 5
+    proposal = find(after_two, "send the project proposal to my manager")
+    assert proposal.status == "done"
+    assert proposal.made_in.session_id == "s1"
+    assert proposal.closed_by.session_id == "s2"
+    assert "I sent the project proposal to my manager on Thursday" in proposal.closed_by.text
+    said = next(s for s in S2 if "I sent the project proposal" in s.text)
+    assert proposal.closed_by.timestamp == said.start
+
+    for what in EXPECTED["session2"]["done_from_session1"]:
+        assert find(after_two, what).status == "done", what
+    for what in EXPECTED["session2"]["still_open_from_session1"]:
+        assert find(after_two, what).status == "open", what  # "I have not talked to Priya yet"
+    for what in (c["what"] for c in EXPECTED["session2"]["commitments"]):
+        assert find(after_two, what).made_in.session_id == "s2"
+    assert after_one.open_commitments[0].status == "open"  # the earlier memory is untouched
+
+
+def test_themes_accumulate_session_ids_and_threads_roll_over():
+    after_one, after_two = two_sessions()
+    review = next(t for t in after_two.themes if t.name == "quarterly review")
+    assert review.session_ids == ["s1", "s2"]
+    assert all(t.session_ids == ["s1"] for t in after_one.themes)
+    assert after_one.last_open_threads == ["What if I freeze during the review?"]
+    assert after_two.last_session_id == "s2" and after_two.last_session_date == DAY2
+    assert after_two.session_ids == ["s1", "s2"]
+
+
+def test_the_second_summary_says_what_moved():
+    after_one, _ = two_sessions()
+    second, coach = summarise_offline(S2, memory=after_one, session_id="s2")
+    assert "Since last time:" in second.overview and "(done)" in second.overview
+    assert any("quarterly review" in p for p in coach.patterns_across_sessions)
+    # The coach is asked to check in on what is still open, not on what was just done.
+    assert any("talk to Priya" in q for q in coach.questions_for_next_time)
+    assert not any("project proposal" in q for q in coach.questions_for_next_time)
+
+
+def test_updating_twice_with_the_same_session_changes_nothing():
+    _, after_two = two_sessions()
+    second, _ = summarise_offline(S2)
+    assert update_memory(after_two, second, "s2", DAY2, S2) == after_two
+
+
+def test_memory_round_trips_as_json():
+    _, after_two = two_sessions()
+    assert ClientMemory.model_validate_json(after_two.model_dump_json()) == after_two
+
+
+def test_negated_dropped_and_asked_are_told_apart():
+    open_one = TrackedCommitment(
+        what="talk to Priya about sharing the reporting work", who="Client",
+        made_in=Evidence(session_id="s1", timestamp=1.0, text="..."),
+    )
+    def verdict(text: str, speaker: str = "Client"):
+        found = detect_progress([open_one], [Segment(0.0, 3.0, text, speaker)], "s2")
+        return found[0][0] if found else None
+
+    assert verdict("I have not talked to Priya about the reporting work yet.") is None
+    assert verdict("Did you talk to Priya about the reporting work?", "Coach") is None
+    assert verdict("I talked to Priya and she took over the reporting work.") == "done"
+    assert verdict("I've decided not to share the reporting work with Priya after all.") == "dropped"
+    assert verdict("I finished the quarterly budget.") is None  # nothing in common
+
+
+def test_a_repeated_commitment_is_not_added_twice():
+    tier = ClientTier(overview="", themes=[], insights=[], decisions=[], homework=[], open_threads=[],
+                      key_moments=[], goals_touched=[], commitments=[])
+    first, _ = summarise_offline(S1)
+    memory = update_memory(None, first, "s1", DAY1, S1)
+    again = tier.model_copy(update={"commitments": [first.commitments[0]]})
+    memory = update_memory(memory, again, "s2", DAY2, [])
+    assert sum(1 for c in memory.commitments if c.what == first.commitments[0].what) == 1

@@ -1,0 +1,1 @@
+"""Transcription engines: platform transcripts, local Whisper, OpenAI-compatible servers."""

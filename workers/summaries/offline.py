@@ -1,0 +1,326 @@
+"""The offline summariser: deterministic, no model, no network. Its output is labelled basic.
+
+It reads the transcript for phrases, not meaning: commitments are first-person promises
+("I will…", "I'm going to…"), homework is what the coach sets ("for homework…", "between now
+and our next session…"), decisions are "we agreed…"/"I've decided…", open threads are
+questions put off ("let's come back to that"), key moments are realisations and strong
+feelings, themes are the terms said most. Everything it cites is a sentence it read, so the
+citation check keeps it all.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Sequence
+
+from workers.summaries.memory import ClientMemory, detect_progress
+from workers.summaries.schema import (
+    ClientSummary,
+    CoachSummary,
+    Commitment,
+    Decision,
+    GoalTouched,
+    Homework,
+    KeyMoment,
+    apply_citations,
+)
+from workers.summaries.text import IRREGULAR_PAST, STOPWORDS, Sentence, content_words, sentences, stem
+from workers.transcription import Segment
+
+ENGINE = "offline-basic"
+
+_COMMIT = re.compile(
+    r"\b(?P<who>I|we)(?:\s+will|'ll|\s+shall|\s+am going to|'m going to|\s+are going to|"
+    r"'re going to|\s+plan to|\s+intend to|\s+commit to|\s+promise to|'m committing to|"
+    r"\s+am committing to)\s+(?P<what>.+?)(?=(?:,?\s+and\s+(?:I|we)(?:\s+will|'ll|\s+am going to|'m going to)\b)|$)",
+    re.I,
+)
+# Promises that are figures of speech ("I will admit…") or too vague to hold anyone to.
+_NOT_A_PROMISE = re.compile(r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|probably)\b", re.I)
+_HOMEWORK_STRONG = re.compile(
+    r"\b(?:for (?:your )?homework|as homework|your homework(?: is)?|"
+    r"between now and (?:our |the )?next (?:session|time)|before (?:we meet again|our next session|next session|next time)|"
+    r"your (?:assignment|task|challenge|experiment) (?:is|for the week|this week)|this week,? (?:I'?d like you to|I would like you to|try to|practi[cs]e|notice))\b[,:]?\s*",
+    re.I,
+)
+_HOMEWORK_WEAK = re.compile(r"\b(?:I'?d like you to|I would like you to|I want you to|try to)\s+", re.I)
+_EVERY_DAY = re.compile(r"\b(?:each|every) (?:day|morning|evening|night)\b|\bdaily\b|\bthis week\b", re.I)
+_LEAD_IN = re.compile(r"^(?:(?:and|so|then|please|I'?d like you to|I would like you to|I want you to|to|,)\s*)+", re.I)
+_DECISION = re.compile(
+    r"\b(?:I've decided|I have decided|I decided|we decided|we've decided|we have decided|we agreed|"
+    r"we've agreed|we have agreed|I'm going with|let's go with|the decision is)\b\s*(?:that\s+|to\s+)?(?P<text>.+)",
+    re.I,
+)
+_DEFER = re.compile(
+    r"\b(?:let'?s come back to|let us come back to|come back to (?:that|this|it)|park (?:that|this)|"
+    r"pick (?:that|this) up next|we (?:didn't|did not) get to|ran out of time|for another (?:session|time))\b",
+    re.I,
+)
+_REALISE = re.compile(
+    r"\bI (?:just |now |finally )?(?:realized|realised|realize|realise|noticed|learned|learnt|"
+    r"understand now|see now|can see|can hear|never thought)\b",
+    re.I,
+)
+_FEELING = re.compile(r"\b(?:I feel|I felt|scared|afraid|proud|relief|relieved|lighter|anxious|overwhelmed|out of my depth)\b", re.I)
+_GOAL = re.compile(
+    r"\b(?:my goal is to|I want to (?:get better at|become|work on|talk about)|I'd like to (?:become|get better at|work on))\s+(?P<goal>.+)",
+    re.I,
+)
+_WHEN = re.compile(
+    r"\b(?:(?:by|before|on|until)\s+(?:the\s+end\s+of\s+(?:the\s+)?(?:week|month|day)|"
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|tomorrow|tonight|"
+    r"(?:our|the)\s+next\s+(?:session|meeting|call)|next\s+\w+)|tonight|tomorrow|"
+    r"this\s+(?:week|weekend|month|evening|afternoon)|next\s+(?:week|month|session|time)|"
+    r"every\s+(?:day|week|morning|evening|(?:monday|tuesday|wednesday|thursday|friday)(?:\s+morning|\s+evening)?)|each\s+day)\b",
+    re.I,
+)
+
+
+def _clause(text: str) -> str:
+    return text.strip().rstrip(".!").strip()
+
+
+def _is_coach(speaker: str | None, coach_labels: set[str]) -> bool:
+    return bool(speaker) and speaker.lower() in coach_labels
+
+
+def find_commitments(said: Sequence[Sentence]) -> list[Commitment]:
+    found = []
+    for sentence in said:
+        if sentence.text.endswith("?"):
+            continue
+        for match in _COMMIT.finditer(sentence.text):
+            what = _clause(match.group("what"))
+            if _NOT_A_PROMISE.match(what) or len(what.split()) < 2 or not content_words(what):
+                continue
+            when = _WHEN.search(what)
+            who = sentence.speaker or "Client"
+            if match.group("who").lower() == "we":
+                who = "both"
+            found.append(Commitment(
+                what=what, who=who, by_when=when.group(0) if when else None,
+                source_timestamp=sentence.start,
+            ))
+    return found
+
+
+def find_homework(said: Sequence[Sentence]) -> list[Homework]:
+    found = []
+    for sentence in said:
+        if sentence.text.endswith("?"):
+            continue
+        strong = _HOMEWORK_STRONG.search(sentence.text)
+        weak = _HOMEWORK_WEAK.search(sentence.text) if not strong else None
+        if weak and not _EVERY_DAY.search(sentence.text):
+            continue
+        match = strong or weak
+        if not match:
+            continue
+        task = _clause(_LEAD_IN.sub("", sentence.text[match.end():]))
+        if len(task.split()) < 2:
+            continue
+        when = _WHEN.search(sentence.text)
+        found.append(Homework(task=task, due=when.group(0) if when else None, source_timestamp=sentence.start))
+    return found
+
+
+def find_decisions(said: Sequence[Sentence]) -> list[Decision]:
+    return [
+        Decision(text=_clause(m.group("text")), source_timestamp=s.start)
+        for s in said
+        if not s.text.endswith("?") and (m := _DECISION.search(s.text))
+    ]
+
+
+def find_open_threads(said: Sequence[Sentence]) -> list[str]:
+    threads = []
+    for index, sentence in enumerate(said):
+        if not _DEFER.search(sentence.text):
+            continue
+        # "Let's come back to that" points at the question just asked; name that question.
+        before = said[index - 1] if index else None
+        if before and before.text.endswith("?") and re.search(r"\b(?:that|this|it)\b", sentence.text, re.I):
+            threads.append(before.text)
+        else:
+            threads.append(sentence.text)
+    return threads
+
+
+# Words too common in any conversation to name what it was about.
+_BLAND = frozenset(
+    """good great feel feels felt know think thought said say make made see much many still even
+    every first really right sure today week weeks time little always never everything anything
+    someone something would could should might must come back looks look sounds thank thanks""".split()
+)
+
+
+def find_themes(said: Sequence[Sentence], *, limit: int = 6, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """The terms said most: two-word terms said at least twice, then words said at least twice.
+
+    Words are counted by stem ("confident", "confidence" apart, but "reports", "report"
+    together) and shown in their most frequent spelling.
+    """
+    def usable(word: str) -> bool:
+        return word not in STOPWORDS and word not in _BLAND and word not in ignore and len(word) > 3
+
+    def topic(word: str) -> bool:
+        # A past tense ("asked", "sent") says what happened, not what it was about.
+        return usable(word) and not word.endswith("ed") and word not in IRREGULAR_PAST
+
+    unigrams: collections.Counter[str] = collections.Counter()
+    bigrams: collections.Counter[tuple[str, str]] = collections.Counter()
+    spelling: dict[object, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for sentence in said:
+        words = re.findall(r"[a-z][a-z']+", sentence.text.lower())
+        for a, b in zip(words, words[1:]):
+            if usable(a) and usable(b):
+                key = (stem(a), stem(b))
+                bigrams[key] += 1
+                spelling[key][f"{a} {b}"] += 1
+        for word in words:
+            if topic(word):
+                unigrams[stem(word)] += 1
+                spelling[stem(word)][word] += 1
+    themes, covered = [], set()
+    for key, n in bigrams.most_common():
+        if n < 2 or len(themes) >= limit // 2:
+            break
+        themes.append(spelling[key].most_common(1)[0][0])
+        covered |= set(key)
+    for key, n in unigrams.most_common():
+        if len(themes) >= limit or n < 2:
+            break
+        if key not in covered:
+            themes.append(spelling[key].most_common(1)[0][0])
+    return themes
+
+
+def _line(text: str, limit: int = 140) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def find_key_moments(said: Sequence[Sentence], decisions: Sequence[Decision], *, limit: int = 5) -> list[KeyMoment]:
+    scored = []
+    for sentence in said:
+        score = 2 * bool(_REALISE.search(sentence.text)) + bool(_FEELING.search(sentence.text))
+        if score and len(sentence.text.split()) >= 4:
+            scored.append((score, sentence.start, _line(sentence.text)))
+    scored += [(2, d.source_timestamp, _line("Decided: " + d.text)) for d in decisions]
+    best = sorted(scored, key=lambda x: (-x[0], x[1]))[:limit]
+    return [KeyMoment(timestamp=t, line=line) for _, t, line in sorted(best, key=lambda x: x[1])]
+
+
+def summarise_offline(
+    segments: Sequence[Segment],
+    *,
+    memory: ClientMemory | None = None,
+    coach_labels: Sequence[str] = ("Coach",),
+    session_id: str = "this session",
+) -> tuple[ClientSummary, CoachSummary]:
+    """Both tiers, as separate objects, from the transcript alone (and the memory, if any).
+
+    `coach_labels`: the speaker labels that are the coach (e.g. "Coach" or the coach's name),
+    so the coach's own questions are not read as the client's insights.
+    """
+    said = sentences(segments)
+    coach = {label.lower() for label in coach_labels}
+    if not any(_is_coach(s.speaker, coach) for s in said):
+        coach = set()  # the coach is not among the labels: read every sentence as anyone's
+    clients_words = [s for s in said if not _is_coach(s.speaker, coach)]
+    coaches_words = [s for s in said if _is_coach(s.speaker, coach) or not s.speaker] if coach else said
+
+    commitments = find_commitments(said)
+    homework = find_homework(coaches_words)
+    decisions = find_decisions(said)
+    threads = find_open_threads(said)
+    names = {s.speaker.lower() for s in said if s.speaker}
+    themes = find_themes(said, ignore=frozenset(names | {"coach", "client"}))
+    insights = [s.text for s in clients_words if _REALISE.search(s.text)]
+    key_moments = find_key_moments(said, decisions)
+
+    goals = []
+    moved = []
+    still_open = list(memory.open_commitments) if memory else []
+    if memory:
+        for goal in memory.goals:
+            evidence = next((s for s in clients_words if len(content_words(goal.goal) & content_words(s.text)) >= 2), None)
+            if evidence:
+                goals.append(GoalTouched(goal=goal.goal, progress=evidence.text))
+        progress = detect_progress(memory.open_commitments, segments, session_id)
+        for index, (verdict, _) in sorted(progress.items()):
+            moved.append(f"{memory.open_commitments[index].what} ({verdict})")
+        still_open = [c for i, c in enumerate(memory.open_commitments) if i not in progress]
+    for sentence in clients_words:
+        match = _GOAL.search(sentence.text)
+        if match and not any(g.goal == _clause(match.group("goal")) for g in goals):
+            goals.append(GoalTouched(goal=_clause(match.group("goal")), progress=None))
+
+    minutes = round((segments[-1].end - segments[0].start) / 60) if segments else 0
+    overview = [f"A {minutes}-minute session." if minutes else "A short session."]
+    if themes:
+        overview.append("Talked about " + ", ".join(themes[:3]) + ".")
+    if moved:
+        overview.append("Since last time: " + "; ".join(moved) + ".")
+    overview.append(
+        f"{len(commitments)} commitment{'s' * (len(commitments) != 1)}, "
+        f"{len(homework)} homework item{'s' * (len(homework) != 1)}"
+        + (f" and {len(threads)} open thread{'s' * (len(threads) != 1)}." if threads else ".")
+    )
+    overview.append("(Basic summary: made by phrase matching, without an AI model.)")
+
+    client = ClientSummary(
+        overview=" ".join(overview),
+        themes=themes,
+        insights=insights,
+        decisions=decisions,
+        commitments=commitments,
+        homework=homework,
+        open_threads=threads,
+        key_moments=key_moments,
+        goals_touched=goals,
+        engine=ENGINE,
+        basic=True,
+    )
+    client = apply_citations(client, segments)
+    return client, _coach_tier(said, coach, themes, memory, threads, still_open)
+
+
+def _coach_tier(
+    said: Sequence[Sentence],
+    coach: set[str],
+    themes: list[str],
+    memory: ClientMemory | None,
+    threads: list[str],
+    still_open: list,
+) -> CoachSummary:
+    observations = []
+    words_by_speaker: collections.Counter[str] = collections.Counter()
+    for sentence in said:
+        words_by_speaker[sentence.speaker or "unknown"] += len(sentence.text.split())
+    total = sum(words_by_speaker.values())
+    if total and len(words_by_speaker) > 1:
+        shares = ", ".join(f"{name} {100 * n // total}%" for name, n in words_by_speaker.most_common())
+        observations.append(f"Share of words spoken: {shares}.")
+    coach_questions = sum(1 for s in said if _is_coach(s.speaker, coach) and s.text.endswith("?"))
+    if coach_questions:
+        observations.append(f"The coach asked {coach_questions} questions.")
+
+    patterns = []
+    questions = [f"Come back to: {t}" for t in threads]
+    if memory:
+        keys = {t.lower() for t in themes}
+        for theme in memory.themes:
+            if theme.name.lower() in keys:
+                patterns.append(f"'{theme.name}' came up again (also in {len(theme.session_ids)} earlier session(s)).")
+    for commitment in still_open:
+        questions.append(f"Check in on: {commitment.what}")
+    return CoachSummary(
+        observations=observations,
+        hypotheses=[],  # the basic engine does not speculate
+        patterns_across_sessions=patterns,
+        questions_for_next_time=questions,
+        supervision_questions=[],
+        engine=ENGINE,
+        basic=True,
+    )

