@@ -73,3 +73,14 @@ def test_platform_names_work_with_or_without_knowing_which_is_the_coach():
         assert len(client.homework) == 2
         worksheet = next(c for c in client.commitments if "worksheet" in c.what)
         assert worksheet.who == "Maya Lopez"
+
+
+def test_a_commitment_said_again_is_listed_once():
+    from workers.transcription import Segment
+    from workers.summaries.offline import summarise_offline
+    line = "I will book a one-to-one for Thursday and write down my three asks."
+    segments = [Segment(10.0 * i, 10.0 * i + 5, line if i % 2 else "What will you do next?",
+                        "Client" if i % 2 else "Coach") for i in range(8)]
+    client, _ = summarise_offline(segments)
+    assert [c.what for c in client.commitments] == ["book a one-to-one for Thursday and write down my three asks"]
+    assert client.commitments[0].source_timestamp == 10.0  # the first mention is the one cited

@@ -85,6 +85,17 @@ def _is_coach(speaker: str | None, coach_labels: set[str]) -> bool:
     return bool(speaker) and speaker.lower() in coach_labels
 
 
+def first_of_each(items: list, text_of) -> list:
+    """The items in order, each text (compared by its words, any case) only once."""
+    seen, out = set(), []
+    for item in items:
+        key = " ".join(re.findall(r"\w+", text_of(item).lower()))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
 def find_commitments(said: Sequence[Sentence]) -> list[Commitment]:
     found = []
     for sentence in said:
@@ -230,13 +241,14 @@ def summarise_offline(
     clients_words = [s for s in said if not _is_coach(s.speaker, coach)]
     coaches_words = [s for s in said if _is_coach(s.speaker, coach) or not s.speaker] if coach else said
 
-    commitments = find_commitments(said)
-    homework = find_homework(coaches_words)
-    decisions = find_decisions(said)
-    threads = find_open_threads(said)
+    # Said again later in the session is still one commitment: the first mention is cited.
+    commitments = first_of_each(find_commitments(said), lambda c: c.what)
+    homework = first_of_each(find_homework(coaches_words), lambda h: h.task)
+    decisions = first_of_each(find_decisions(said), lambda d: d.text)
+    threads = first_of_each(find_open_threads(said), str)
     names = {s.speaker.lower() for s in said if s.speaker}
     themes = find_themes(said, ignore=frozenset(names | {"coach", "client"}))
-    insights = [s.text for s in clients_words if _REALISE.search(s.text)]
+    insights = first_of_each([s.text for s in clients_words if _REALISE.search(s.text)], str)
     key_moments = find_key_moments(said, decisions)
 
     goals = []
