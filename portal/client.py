@@ -82,10 +82,13 @@ def session_page(token):
                                                 Summary.session_id == session.id)).first()
         journey = links.current_journey_link(db, link.coach_id, client.id)
         journey_token = links.token_for(_rt().settings.secret_key, journey) if journey else None
+        from workers.journey import energy_chart
+        energy = energy_chart((summary.client_tier.get("energy") if summary else None),
+                              (transcript.segments[-1]["end"] if transcript and transcript.segments else None))
         return render_template(
             "session.html", token=token, session=session, client=client, coach=coach, media=media,
             segments=(transcript.segments if transcript else []), summary=summary,
-            may_download=_may_download(consent), journey_token=journey_token)
+            may_download=_may_download(consent), journey_token=journey_token, energy=energy)
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

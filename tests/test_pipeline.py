@@ -47,6 +47,10 @@ def test_full_consent_goes_all_the_way_with_the_tiers_apart(hs, zoom_stub, smtp_
     assert "observations" in insight.coach_tier and "observations" not in summary.client_tier
     (memory,) = only(hs, ClientMemory)
     assert memory.sessions_seen == [session.id]
+    energy = summary.client_tier["energy"]  # the valence of the client's own words over time
+    assert len(energy) > 10 and all(-1 <= v <= 1 for _, v in energy)
+    assert [t for t, _ in energy] == sorted(t for t, _ in energy)
+    assert 'id="energy-chart"' in hs.http.get(path).get_data(as_text=True)
     vtt = [a for a in only(hs, Asset) if a.kind == "transcript_vtt"][0]
     assert b"".join(hs.rt.vault.open(vtt.object_key)).startswith(b"WEBVTT")
 

@@ -47,3 +47,12 @@ def _chart(rows, commitments, width=320, height=120):
                      "y_made": round(plot_h - h_made, 1), "h_made": round(h_made, 1),
                      "y_done": round(plot_h - h_done, 1), "h_done": round(h_done, 1)})
     return {"width": width, "height": height, "bars": bars}
+
+
+def energy_chart(points, duration: float | None, width: int = 320, height: int = 64) -> dict | None:
+    """A polyline of valence (-1..1) over the session's time, for an inline SVG."""
+    if not points or len(points) < 2:
+        return None
+    end = max(duration or 0, points[-1][0], 1.0)
+    coords = " ".join(f"{round(t / end * width, 1)},{round((1 - v) / 2 * height, 1)}" for t, v in points)
+    return {"width": width, "height": height, "points": coords, "mid": height / 2}

@@ -293,13 +293,15 @@ def summarise_session(session_id: str) -> str:
     memory = Memory.model_validate(memory_data) if memory_data else Memory()
     client_tier, coach_tier = _summarise(rt, segments, memory, session_id, coach_name, client_name)
     engine, basic = client_tier.engine, client_tier.basic
+    energy = _energy(segments, client_name, coach_name)
     new_memory = update_memory(memory, client_tier, session_id, (started or utcnow()).date(), segments)
 
     with session_scope(rt.engine) as db:
         if db.exec(select(Summary.id).where(Summary.session_id == session_id)).first():
             return "already summarised"
+        tier = client_tier.model_dump(mode="json", exclude={"engine", "basic"})
         db.add(Summary(coach_id=coach_id, session_id=session_id, engine=engine, basic=basic,
-                       client_tier=client_tier.model_dump(mode="json", exclude={"engine", "basic"})))
+                       client_tier={**tier, "energy": energy}))
         db.add(CoachInsight(coach_id=coach_id, session_id=session_id, engine=engine,
                             coach_tier=coach_tier.model_dump(mode="json", exclude={"engine", "basic"})))
         row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
@@ -314,6 +316,19 @@ def summarise_session(session_id: str) -> str:
                      coach_id=coach_id, engine=engine)
     _deliver(rt, session_id)
     return "summarised"
+
+
+def _energy(segments, client_name: str, coach_name: str) -> list[list[float]]:
+    """The valence of the client's own words over the session, for the page's small chart."""
+    from workers.summaries.valence import valence_timeline
+    labels = {s.speaker for s in segments if s.speaker}
+    first = client_name.split()[0].lower() if client_name else ""
+    speaker = ("Client" if "Client" in labels else
+               next((l for l in sorted(labels) if first and l.lower().startswith(first)), None) or
+               next((l for l in sorted(labels) if l.lower() not in (coach_name.lower(), "coach")), None))
+    if speaker is None:
+        return []
+    return [[round(t, 2), round(v, 3)] for t, v in valence_timeline(segments, speaker)]
 
 
 def _summarise(rt, segments, memory, session_id, coach_name, client_name):
