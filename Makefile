@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test demo run bench clean
+.PHONY: install test demo run clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
