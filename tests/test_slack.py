@@ -208,3 +208,18 @@ def test_refusal_is_sent_to_the_coach_in_slack(hs, zoom_stub, smtp_sink, slack):
     (dm,) = slack.dms_to(COACH_SLACK)
     assert "no consent" in dm.lower()
     assert smtp_sink.to(COACH_EMAIL) == []
+
+
+def test_dashboard_and_connect_google_give_one_time_sign_in_links(hs):
+    with_slack_coach(hs)
+    text = reply(slash(hs, "dashboard"))
+    link = text.rsplit(" ", 1)[1]
+    assert "/coach/auth/" in link
+    path = "/" + link.split("/", 3)[3]
+    assert hs.http.get(path).status_code in (302, 303)  # signed in
+    assert hs.http.get("/coach").status_code == 200
+    connect = reply(slash(hs, "connect google"))
+    assert "/coach/auth/" in connect and "Connect Google Meet" in connect
+    assert "Usage: /holdspace connect google" in reply(slash(hs, "connect zoom"))
+    resp = slash(hs, "dashboard")
+    assert resp.get_json()["unfurl_links"] is False  # no link preview may use up the link
