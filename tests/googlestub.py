@@ -26,9 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.localserver import LocalServer
 
 import google.auth.crypt
 import google.auth.exceptions
@@ -250,7 +252,7 @@ class AccessToken:
     valid: bool = True
 
 
-class GoogleStub:
+class GoogleStub(LocalServer):
     """Google on 127.0.0.1. See the module docstring; state goes in with `add_*`, and what
     happened is read from `requests`, `token_requests()`, `drive_ranges()`,
     `drive_bytes_served()` and `subscription()`."""
@@ -259,6 +261,8 @@ class GoogleStub:
     client_secret = "stub-client-secret-R7x2"
     push_audience = PUSH_AUDIENCE
     push_service_account = PUSH_SERVICE_ACCOUNT
+
+    handler_class = None  # set below, once _Handler is defined
 
     def __init__(self, *, page_size: int = 2, expires_in: int = 3600,
                  operation_polls: int = 0, enforce_scopes: bool = True,
@@ -292,42 +296,6 @@ class GoogleStub:
         self._subscriptions: dict[str, dict] = {}
         self._operations: dict[str, dict] = {}
         self._failures: list[list] = []                   # [path_prefix, status, times]
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> GoogleStub:
-        handler = type("GoogleStubHandler", (_Handler,), {"stub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="google-stub", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> GoogleStub:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server, "GoogleStub is not started"
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_base_url(self) -> str:
@@ -1172,3 +1140,6 @@ def make_push(ce_type: str, data: dict, *, ce_id: str | None = None,
                 "subscription": subscription}
     return json.dumps(envelope, indent=2).encode()
 
+
+
+GoogleStub.handler_class = _Handler

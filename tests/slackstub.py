@@ -4,22 +4,57 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.localserver import LocalServer
 
 BOT_TOKEN = "xoxb-test-token"
 
 
-class SlackStub:
+class _Handler(BaseHTTPRequestHandler):
+    stub: "SlackStub"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "json" in (self.headers.get("Content-Type") or ""):
+            data = json.loads(raw or b"{}")
+        else:
+            data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        if self.path.startswith("/hooks/"):
+            with self.stub._lock:
+                self.stub.responses.append({"hook": self.path.rsplit("/", 1)[1], **data})
+            return self._answer(b"ok", "text/plain")
+        if self.path == "/api/chat.postMessage":
+            if self.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+                return self._json({"ok": False, "error": "invalid_auth"})
+            with self.stub._lock:
+                self.stub.messages.append(data)
+                ts = f"{len(self.stub.messages)}.0001"
+            return self._json({"ok": True, "channel": data.get("channel"), "ts": ts})
+        self._json({"ok": False, "error": "unknown_method"})
+
+    def _json(self, obj):
+        self._answer(json.dumps(obj).encode(), "application/json")
+
+    def _answer(self, body, ctype):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class SlackStub(LocalServer):
+    handler_class = _Handler
+
     def __init__(self):
         self.messages: list[dict] = []      # chat.postMessage calls
         self.responses: list[dict] = []     # posts to response_url hooks
         self._lock = threading.Lock()
-        self._server = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def api_base_url(self) -> str:
@@ -27,50 +62,6 @@ class SlackStub:
 
     def response_url(self, name: str = "r1") -> str:
         return f"{self.base_url}/hooks/{name}"
-
-    def start(self) -> "SlackStub":
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if "json" in (self.headers.get("Content-Type") or ""):
-                    data = json.loads(raw or b"{}")
-                else:
-                    data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                if self.path.startswith("/hooks/"):
-                    with stub._lock:
-                        stub.responses.append({"hook": self.path.rsplit("/", 1)[1], **data})
-                    return self._answer(200, b"ok", "text/plain")
-                if self.path == "/api/chat.postMessage":
-                    if self.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
-                        return self._json({"ok": False, "error": "invalid_auth"})
-                    with stub._lock:
-                        stub.messages.append(data)
-                    return self._json({"ok": True, "channel": data.get("channel"), "ts": f"{len(stub.messages)}.0001"})
-                self._json({"ok": False, "error": "unknown_method"})
-
-            def _json(self, obj):
-                self._answer(200, json.dumps(obj).encode(), "application/json")
-
-            def _answer(self, status, body, ctype):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
 
     def dms_to(self, user_id: str) -> list[str]:
         with self._lock:

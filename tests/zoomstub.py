@@ -18,9 +18,11 @@ import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.localserver import LocalServer
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "zoom"
 FIXTURE_FILE_HOST = "https://example.zoom.us"
@@ -105,7 +107,7 @@ class StubMeeting:
     share_url: str | None = None
 
 
-class ZoomStub:
+class ZoomStub(LocalServer):
     """Zoom on 127.0.0.1: `POST /oauth/token`, `/v2/...` API calls, `/rec/download/<id>`
     (302) and `/files/<id>` (the bytes). State is set with the `add_*` / `set_*` methods and
     read back through `requests`, `token_requests`, `trashed` and `file_downloads()`."""
@@ -113,6 +115,8 @@ class ZoomStub:
     account_id = ACCOUNT_ID
     client_id = "stub-client-id"
     client_secret = "stub-client-secret-Hq3v9"
+
+    handler_class = None  # set below, once _Handler is defined
 
     def __init__(self, *, expires_in: int = 3600, page_size: int = 2,
                  slow_delay: float = 0.05, slow_chunk: int = 4096):
@@ -130,42 +134,6 @@ class ZoomStub:
         self._upcoming: dict[str, list[dict]] = {}
         self._files: dict[str, StubFile] = {}
         self._failures: list[list] = []                 # [path_prefix, status, retry_after, n]
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> ZoomStub:
-        handler = type("ZoomStubHandler", (_Handler,), {"stub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="zoom-stub", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> ZoomStub:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server, "ZoomStub is not started"
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_base_url(self) -> str:
@@ -852,3 +820,6 @@ def register_fixture_files(stub: ZoomStub, payload: dict, *,
         share_url=obj.get("share_url"),
         invitees=list(invitees), registrants=[], participants=participants,
         files=files, participant_audio_files=audio)
+
+
+ZoomStub.handler_class = _Handler
