@@ -152,7 +152,9 @@ def _one_meeting(rt, stub, base, secret, signed_headers, audio, client, topic) -
     file_id = uuidlib.uuid4().hex
     stub.add_file(file_id, audio, "audio/mp4")
     meeting_id = secrets.randbelow(10**10) + 10**10
+    from datetime import datetime, timezone
     stub.add_meeting(meeting_id, meeting_uuid, COACH[2], topic=topic, host_email=COACH[0],
+                     start_time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                      duration=1, invitees=[client[0]],
                      files=[{"id": file_id, "meeting_id": meeting_uuid, "file_type": "M4A",
                              "file_extension": "M4A", "file_size": len(audio),

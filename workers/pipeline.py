@@ -344,4 +344,4 @@ def _summarise(rt, segments, memory, session_id, coach_name, client_name):
         return summariser.summarise(segments, memory, client_name=client_name, coach_name=coach_name)
     from workers.summaries.offline import summarise_offline
     return summarise_offline(segments, memory=memory, coach_labels=(coach_name, "Coach"),
-                             session_id=session_id)
+                             session_id=session_id, people=(client_name, coach_name))

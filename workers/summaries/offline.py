@@ -162,7 +162,9 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
 _BLAND = frozenset(
     """good great feel feels felt know think thought said say make made see much many still even
     every first really right sure today week weeks time little always never everything anything
-    someone something would could should might must come back looks look sounds thank thanks""".split()
+    someone something would could should might must come back looks look sounds thank thanks
+    monday tuesday wednesday thursday friday saturday sunday tomorrow yesterday morning
+    mornings afternoon evening""".split()
 )
 
 
@@ -228,11 +230,13 @@ def summarise_offline(
     memory: ClientMemory | None = None,
     coach_labels: Sequence[str] = ("Coach",),
     session_id: str = "this session",
+    people: Sequence[str] = (),
 ) -> tuple[ClientSummary, CoachSummary]:
     """Both tiers, as separate objects, from the transcript alone (and the memory, if any).
 
     `coach_labels`: the speaker labels that are the coach (e.g. "Coach" or the coach's name),
-    so the coach's own questions are not read as the client's insights.
+    so the coach's own questions are not read as the client's insights. `people`: names said
+    in the session (the client's, the coach's), which are who it was with, not what about.
     """
     said = sentences(segments)
     coach = {label.lower() for label in coach_labels}
@@ -247,6 +251,7 @@ def summarise_offline(
     decisions = first_of_each(find_decisions(said), lambda d: d.text)
     threads = first_of_each(find_open_threads(said), str)
     names = {s.speaker.lower() for s in said if s.speaker}
+    names |= {part.lower() for person in people for part in person.split()}
     themes = find_themes(said, ignore=frozenset(names | {"coach", "client"}))
     insights = first_of_each([s.text for s in clients_words if _REALISE.search(s.text)], str)
     key_moments = find_key_moments(said, decisions)
