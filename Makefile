@@ -28,5 +28,7 @@ run: install
 	$(BIN)/flask --app app init-db
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BIN)/honcho start
 
+# Stop the embedded Redis first: its daemon would outlive the socket and pid file it keeps in var/.
 clean:
+	-[ -f var/redis.pid ] && kill "$$(cat var/redis.pid)"
 	rm -rf var .pytest_cache
