@@ -3,7 +3,6 @@ let holdspace run on a fresh machine with nothing configured."""
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
@@ -162,8 +161,9 @@ class Settings:
         return bool(self.google_client_id and self.google_client_secret)
 
     @property
-    def zoom_api_configured(self) -> bool:
-        return bool(self.zoom_account_id and self.zoom_client_id and self.zoom_client_secret)
+    def openai_configured(self) -> bool:
+        """A key or a base URL: a self-hosted OpenAI-compatible server may need no key."""
+        return bool(self.openai_api_key or self.openai_base_url)
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, tracebacks and logs.
@@ -175,6 +175,3 @@ class Settings:
                  for f in fields(self)]
         return f"Settings({', '.join(parts)})"
 
-
-def new_master_key_b64() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()

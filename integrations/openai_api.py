@@ -6,18 +6,6 @@ out. Nothing here knows about our tables.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
-DEFAULT_TRANSCRIBE_MODEL = "whisper-1"
-DEFAULT_SUMMARY_MODEL = "gpt-4o-mini"
-
-
-def is_configured(env: Mapping[str, str] | None = None) -> bool:
-    """True when an API key or a base URL is set (a self-hosted server may need no key)."""
-    env = os.environ if env is None else env
-    return bool(env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"))
-
 
 def make_client(
     *,
@@ -38,8 +26,3 @@ def make_client(
         timeout=timeout,
     )
 
-
-def client_from_env(env: Mapping[str, str] | None = None, **kwargs):
-    """make_client() from OPENAI_BASE_URL and OPENAI_API_KEY."""
-    env = os.environ if env is None else env
-    return make_client(base_url=env.get("OPENAI_BASE_URL"), api_key=env.get("OPENAI_API_KEY"), **kwargs)

@@ -163,7 +163,7 @@ def _engine_for(settings, coach, session, platform_available: bool) -> str:
         waited = (utcnow() - session.created_at).total_seconds()
         if waited < settings.platform_transcript_wait_seconds:
             return "wait"
-    engine = choose_engine(setting, openai_configured=bool(settings.openai_base_url or settings.openai_api_key),
+    engine = choose_engine(setting, openai_configured=settings.openai_configured,
                            platform_transcript_available=platform_available,
                            platform_allowed=platform_allowed)
     # Asked for the platform's transcript and it never came: transcribe here, so the audio
@@ -333,10 +333,9 @@ def _energy(segments, client_name: str, coach_name: str) -> list[list[float]]:
 
 def _summarise(rt, segments, memory, session_id, coach_name, client_name):
     """(client tier, coach tier): OpenAI-compatible when configured (or asked for), else offline."""
+    from workers.summaries import choose_summary_engine
     s = rt.settings
-    use_openai = s.summary_engine == "openai" or (
-        s.summary_engine == "auto" and bool(s.openai_base_url or s.openai_api_key))
-    if use_openai:
+    if choose_summary_engine(s.summary_engine, openai_configured=s.openai_configured) == "openai":
         from integrations.openai_api import make_client
         from workers.summaries.openai_engine import OpenAISummariser
         summariser = OpenAISummariser(make_client(base_url=s.openai_base_url, api_key=s.openai_api_key),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.openai_api import client_from_env, is_configured
+from config import Settings
+from integrations.openai_api import make_client
 from workers.summaries import choose_summary_engine
 
 
@@ -24,9 +25,11 @@ def test_choose_summary_engine_refuses_what_cannot_work():
         choose_summary_engine("gpt", openai_configured=True)
 
 
-def test_configured_by_key_or_by_base_url():
-    assert not is_configured({})
-    assert is_configured({"OPENAI_API_KEY": "sk-x"})
-    assert is_configured({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})  # a keyless local server
-    client = client_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}, max_retries=3)
+def test_configured_by_key_or_by_base_url(tmp_path):
+    def settings(**env):
+        return Settings.from_env({"HOLDSPACE_VAR_DIR": str(tmp_path), **env})
+    assert not settings().openai_configured
+    assert settings(OPENAI_API_KEY="sk-x").openai_configured
+    assert settings(OPENAI_BASE_URL="http://127.0.0.1:8000/v1").openai_configured  # a keyless local server
+    client = make_client(base_url="http://127.0.0.1:8000/v1", max_retries=3)
     assert str(client.base_url).startswith("http://127.0.0.1:8000/v1") and client.max_retries == 3
