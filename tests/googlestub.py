@@ -22,15 +22,13 @@ import random
 import re
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode
 
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, StubHandler
 
 import google.auth.crypt
 import google.auth.exceptions
@@ -206,29 +204,6 @@ class _FactorySource:
 
 # --- state -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str                       # as sent: still percent-encoded, no query
-    query: dict[str, list[str]]
-    headers: dict[str, str]         # names lower-cased
-    body: bytes = b""
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("authorization")
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-    def json(self):
-        return json.loads(self.body or b"null")
-
-    def form(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-
-
 @dataclass
 class DriveFile:
     file_id: str
@@ -280,8 +255,7 @@ class GoogleStub(LocalServer):
         # instead of what was asked (None: exactly what was asked).
         self.consenting_user = (COACH_USER, COACH_EMAIL)
         self.grant_scopes: list[str] | None = None
-        self._lock = threading.RLock()
-        self._requests: list[RecordedRequest] = []
+        super().__init__()
         self._ids = itertools.count(1)
         self._access_tokens: dict[str, AccessToken] = {}
         self._refresh_tokens: dict[str, dict] = {}        # token -> {user, scopes, valid}
@@ -327,23 +301,13 @@ class GoogleStub(LocalServer):
 
     # --- recorded requests -------------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
 
-    def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.startswith(path_prefix)
-                and (method is None or r.method == method)]
 
     def token_requests(self, grant_type: str | None = None) -> list[dict[str, str]]:
         """The form of every token request (with `grant_type`), oldest first."""
         forms = [r.form() for r in self.requests_to("/token", "POST")]
         return [f for f in forms if grant_type is None or f.get("grant_type") == grant_type]
 
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
 
     def fail_next(self, path_prefix: str, status: int, *, times: int = 1) -> None:
         """The next `times` requests under `path_prefix` answer `status` (Google's error body)."""
@@ -573,9 +537,6 @@ class GoogleStub(LocalServer):
 
     # --- internals used by the handler -------------------------------------------------------
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
 
     def _take_failure(self, path: str) -> int | None:
         with self._lock:
@@ -677,62 +638,32 @@ def _page_offset(token: str | None) -> int | None:
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StubHandler):
     stub: GoogleStub
     server_version = "GoogleStub/1.0"
-    # HTTP/1.0: one request per connection, so a dropped body is a closed socket.
-    protocol_version = "HTTP/1.0"
 
-    def log_message(self, format, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        self.raw_path = parts.path
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        length = int(headers.get("content-length") or 0)
-        self.body = self.rfile.read(length) if length else b""
-        stub = self.stub
-        stub._record(RecordedRequest(method, self.raw_path, self.query, headers, self.body))
-        path = self.raw_path
-        try:
-            status = stub._take_failure(path)
-            if status:
-                return self._error(status, "Stub failure.")
-            if path == "/oauth2/v1/certs" and method == "GET":
-                return self._json(200, stub.certificates(),
-                                  {"Cache-Control": f"public, max-age={stub.certs_max_age}, "
-                                                    "must-revalidate, no-transform"})
-            if path == "/token" and method == "POST":
-                return self._token()
-            if path == "/o/oauth2/auth" and method == "GET":
-                return self._authorize()
-            if path.startswith("/v2/conferenceRecords"):
-                return self._api("meet", method, self._meet)
-            if path.startswith("/drive/v3/files/"):
-                return self._api("drive", method, self._drive)
-            if path.startswith("/v1/people/"):
-                return self._api("people", method, self._people)
-            if path.startswith(("/v1/subscriptions", "/v1/operations/")):
-                return self._api("events", method, self._events)
-            return self._error(404, "Not found.")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+    def route(self, method: str) -> None:
+        stub, path = self.stub, self.raw_path
+        status = stub._take_failure(path)
+        if status:
+            return self._error(status, "Stub failure.")
+        if path == "/oauth2/v1/certs" and method == "GET":
+            return self._json(200, stub.certificates(),
+                              {"Cache-Control": f"public, max-age={stub.certs_max_age}, "
+                                                "must-revalidate, no-transform"})
+        if path == "/token" and method == "POST":
+            return self._token()
+        if path == "/o/oauth2/auth" and method == "GET":
+            return self._authorize()
+        if path.startswith("/v2/conferenceRecords"):
+            return self._api("meet", method, self._meet)
+        if path.startswith("/drive/v3/files/"):
+            return self._api("drive", method, self._drive)
+        if path.startswith("/v1/people/"):
+            return self._api("people", method, self._people)
+        if path.startswith(("/v1/subscriptions", "/v1/operations/")):
+            return self._api("events", method, self._events)
+        return self._error(404, "Not found.")
 
     def _send(self, status: int, body: bytes, content_type: str,
               extra: dict[str, str] | None = None) -> None:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs
 
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, StubHandler
 
 BOT_TOKEN = "xoxb-test-token"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StubHandler):
     stub: "SlackStub"
 
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if "json" in (self.headers.get("Content-Type") or ""):
-            data = json.loads(raw or b"{}")
-        else:
-            data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+    def route(self, method: str) -> None:
+        sent = self.request_record
+        data = (sent.json() or {}) if "json" in (self.headers.get("Content-Type") or "") else sent.form()
         if self.path.startswith("/hooks/"):
             with self.stub._lock:
                 self.stub.responses.append({"hook": self.path.rsplit("/", 1)[1], **data})
@@ -52,9 +43,9 @@ class SlackStub(LocalServer):
     handler_class = _Handler
 
     def __init__(self):
+        super().__init__()
         self.messages: list[dict] = []      # chat.postMessage calls
         self.responses: list[dict] = []     # posts to response_url hooks
-        self._lock = threading.Lock()
 
     @property
     def api_base_url(self) -> str:

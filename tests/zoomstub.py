@@ -14,15 +14,13 @@ import base64
 import json
 import random
 import struct
-import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, StubHandler
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "zoom"
 FIXTURE_FILE_HOST = "https://example.zoom.us"
@@ -61,22 +59,6 @@ LOGIN_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"
               b"<title>Sign In | Zoom</title></head><body><form action=\"/signin\">"
               b"<input name=\"email\"><input name=\"password\" type=\"password\"></form>"
               b"</body></html>\n")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str                       # as sent: still percent-encoded, no query
-    query: dict[str, list[str]]
-    headers: dict[str, str]         # names lower-cased
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("authorization")
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
 
 
 @dataclass
@@ -126,8 +108,7 @@ class ZoomStub(LocalServer):
         self.slow_chunk = slow_chunk
         self.token_requests = 0
         self.trashed: set[str] = set()
-        self._lock = threading.RLock()
-        self._requests: list[RecordedRequest] = []
+        super().__init__()
         self._access_tokens: dict[str, bool] = {}       # token -> still valid
         self._download_tokens: dict[str, bool] = {}
         self._meetings: dict[str, StubMeeting] = {}     # by uuid, in insertion order
@@ -151,19 +132,8 @@ class ZoomStub(LocalServer):
 
     # --- recorded requests -----------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
 
-    def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.startswith(path_prefix)
-                and (method is None or r.method == method)]
 
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -297,9 +267,6 @@ class ZoomStub(LocalServer):
 
     # --- used by the handler ---------------------------------------------------------------
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
 
     def _take_failure(self, path: str) -> tuple[int, float | None] | None:
         with self._lock:
@@ -385,56 +352,25 @@ def _decode_uuid(segment: str) -> str | None:
     return unquote(once) if "%" in once else once
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StubHandler):
     stub: ZoomStub
     server_version = "ZoomStub/1.0"
-    # HTTP/1.0: one request per connection, so a body without Content-Length ends at close.
-    protocol_version = "HTTP/1.0"
 
-    def log_message(self, format, *args) -> None:     # keep test output quiet
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    # --- plumbing --------------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        self.raw_path = parts.path
-        self.query = parse_qs(parts.query, keep_blank_values=True)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        length = int(headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
-        stub = self.stub
-        stub._record(RecordedRequest(method, self.raw_path, self.query, headers))
-        try:
-            failure = stub._take_failure(self.raw_path)
-            if failure:
-                status, retry_after = failure
-                extra = {"Retry-After": _num(retry_after)} if retry_after is not None else {}
-                return self._json(status, {"code": status, "message": _reason(status)}, extra)
-            if self.raw_path == "/oauth/token" and method == "POST":
-                return self._oauth()
-            if self.raw_path.startswith("/v2/"):
-                return self._api(method)
-            if self.raw_path.startswith("/rec/download/") and method == "GET":
-                return self._download(self.raw_path[len("/rec/download/"):])
-            if self.raw_path.startswith("/files/") and method == "GET":
-                return self._file(self.raw_path[len("/files/"):])
-            return self._json(404, {"code": 404, "message": "Not found"})
-        except (BrokenPipeError, ConnectionResetError):
-            pass        # the client hung up (a test killing a download); nothing to answer
+    def route(self, method: str) -> None:
+        failure = self.stub._take_failure(self.raw_path)
+        if failure:
+            status, retry_after = failure
+            extra = {"Retry-After": _num(retry_after)} if retry_after is not None else {}
+            return self._json(status, {"code": status, "message": _reason(status)}, extra)
+        if self.raw_path == "/oauth/token" and method == "POST":
+            return self._oauth()
+        if self.raw_path.startswith("/v2/"):
+            return self._api(method)
+        if self.raw_path.startswith("/rec/download/") and method == "GET":
+            return self._download(self.raw_path[len("/rec/download/"):])
+        if self.raw_path.startswith("/files/") and method == "GET":
+            return self._file(self.raw_path[len("/files/"):])
+        return self._json(404, {"code": 404, "message": "Not found"})
 
     def _send(self, status: int, body: bytes, content_type: str,
               extra: dict[str, str] | None = None, length: int | None = -1) -> None:
