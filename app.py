@@ -175,7 +175,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
     def consent_grant(client_email, method, scopes, coach_email):
         """Record a client's consent (a verbal one is confirmed to the client by email)."""
-        from workers import consent, notify
+        from workers import consent
         from workers.delivery import request_consent
         try:
             scope_list = consent.parse_scopes(scopes)
@@ -186,10 +186,9 @@ def register_cli(app: Flask) -> None:
             client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
             record = consent.grant(db, client, scopes=scope_list, method=method, actor="operator")
             coach = q.coach_by_id(db, client.coach_id)
-            confirmation = (request_consent(db, rt, client, coach, verbal=True, actor="operator")
-                            if method == "verbal_attested" else None)
-        if confirmation:
-            notify.dispatch(rt, [confirmation])
+            confirmation = method == "verbal_attested"
+            if confirmation:
+                request_consent(db, rt, client, coach, verbal=True, actor="operator")
         click.echo(f"consent {record.id} granted: {','.join(scope_list)} ({method})"
                    + ("; confirmation emailed to the client" if confirmation else ""))
 
@@ -198,14 +197,12 @@ def register_cli(app: Flask) -> None:
     @click.option("--coach-email", help="Needed only when the client email belongs to several coaches.")
     def consent_request(client_email, coach_email):
         """Email the client a link to the consent page."""
-        from workers import notify
         from workers.delivery import request_consent
         rt = _rt()
         with session_scope(rt.engine) as db:
             client = _find_client(db, _email(client_email), coach_email and _email(coach_email))
             coach = q.coach_by_id(db, client.coach_id)
-            message_id = request_consent(db, rt, client, coach, actor="operator")
-        notify.dispatch(rt, [message_id])
+            request_consent(db, rt, client, coach, actor="operator")
         click.echo(f"consent request emailed to {client.email}")
 
     @consent_group.command("withdraw")

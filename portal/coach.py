@@ -164,14 +164,13 @@ def login_post():
     """Answers the same page whatever the address, so it reveals nothing about who is a coach."""
     rt = _rt()
     email = (request.form.get("email") or "").strip().lower()[:320]
-    message_id = None
     if "@" in email:
         with session_scope(rt.engine) as db:
             coach = q.coach_by_email(db, email)
             if coach is not None:
                 minute = int(utcnow().timestamp() // 60)
                 msg = notify.queue_message(
-                    db, key=f"coach-login:{coach.id}:{minute}", channel="email", recipient=coach.email,
+                    db, rt, key=f"coach-login:{coach.id}:{minute}", channel="email", recipient=coach.email,
                     coach_id=coach.id, subject="Your holdspace sign-in link",
                     body=render_template("coach/login_email.txt", coach=coach,
                                          link=login_link(rt, coach.id, _next_arg(request.form)),
@@ -179,9 +178,6 @@ def login_post():
                 if msg is not None:
                     audit.record(db, "anonymous", "coach.sign_in_requested", f"coach:{coach.id}",
                                  coach_id=coach.id, ip=_ip())
-                    message_id = msg.id
-    if message_id:
-        notify.dispatch(rt, [message_id])
     return render_template("coach/login.html", sent=True, next=_next_arg(request.form))
 
 

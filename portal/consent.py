@@ -66,11 +66,9 @@ def consent_page(token):
         coach = q.coach_by_id(db, link.coach_id)
         consent.grant(db, client, scopes=scopes, method="written", actor="client",
                       ip=request.remote_addr, user_agent=request.headers.get("User-Agent", "")[:300])
-        msg = notify.tell_coach(db, _rt(), coach, key=f"consent-granted:{client.id}:{link.id}:{','.join(scopes)}",
-                                subject=f"{client.name} gave written consent",
-                                body=f"{client.name} <{client.email}> agreed to: {', '.join(scopes)}.")
-    if msg:
-        notify.dispatch(_rt(), [msg.id])
+        notify.tell_coach(db, _rt(), coach, key=f"consent-granted:{client.id}:{link.id}:{','.join(scopes)}",
+                          subject=f"{client.name} gave written consent",
+                          body=f"{client.name} <{client.email}> agreed to: {', '.join(scopes)}.")
     # Post/redirect/get: reloading the thank-you page must not record the consent again.
     return redirect(url_for("consent_pages.consent_page", token=token, saved=1), 303)
 
@@ -87,17 +85,16 @@ def withdraw(token):
         receipt = start_client_erasure(db, link.coach_id, client.id, reason="withdrawal",
                                        actor="client", ip=request.remote_addr)
         coach = q.coach_by_id(db, link.coach_id)
-        msg = notify.tell_coach(db, _rt(), coach, key=f"consent-withdrawn:{receipt.id}",
-                                subject=f"{client.name} withdrew consent",
-                                body=f"{client.name} <{client.email}> withdrew consent. holdspace is "
-                                     "deleting their recordings, transcripts and summaries; you will "
-                                     "get the deletion receipt. Your private notes stay with you.")
+        notify.tell_coach(db, _rt(), coach, key=f"consent-withdrawn:{receipt.id}",
+                          subject=f"{client.name} withdrew consent",
+                          body=f"{client.name} <{client.email}> withdrew consent. holdspace is "
+                               "deleting their recordings, transcripts and summaries; you will "
+                               "get the deletion receipt. Your private notes stay with you.")
         receipt_id = receipt.id
         audit.record(db, "client", "consent.withdraw_requested", f"client:{client.id}",
                      coach_id=coach.id, ip=request.remote_addr)
     try:
         enqueue_erasure(_rt(), receipt_id)
-        notify.dispatch(_rt(), [msg.id] if msg else [])
     except Exception:  # noqa: BLE001 - Redis down: the sweeper finishes the deletion
         current_app.logger.warning("erasure %s recorded but not queued", receipt_id)
     return render_template("message.html", title="Your consent is withdrawn",

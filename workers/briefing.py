@@ -117,8 +117,7 @@ def send_upcoming_briefings(now=None) -> int:
                     db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
                     subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
                     body=brief.text())
-            if msg:
-                notify.dispatch(rt, [msg.id])
+            if msg:  # None: this briefing went out already
                 sent += 1
     return sent
 

@@ -93,9 +93,8 @@ def ask_for_consent(rt, coach_id: str, email: str, name: str | None = None, *, a
             db.add(client)
             db.flush()
             audit.record(db, actor, "client.added", f"client:{client.id}", coach_id=coach_id)
-        message_id = request_consent(db, rt, client, coach, actor=actor)
+        request_consent(db, rt, client, coach, actor=actor)
         label = client.name
-    notify.dispatch(rt, [message_id])
     return f"{'Added ' + label + ' and e' if created else 'E'}mailed {email} a link to the consent page."
 
 
@@ -105,8 +104,7 @@ def record_verbal_consent(rt, coach_id: str, email: str, *, actor: str) -> str:
         client = _client(db, coach_id, email)
         coach = q.coach_by_id(db, coach_id)
         consents.grant(db, client, scopes=consents.parse_scopes(None), method="verbal_attested", actor=actor)
-        message_id = request_consent(db, rt, client, coach, verbal=True, actor=actor)
-    notify.dispatch(rt, [message_id])
+        request_consent(db, rt, client, coach, verbal=True, actor=actor)
     return (f"Recorded {client.name}'s verbal consent (all scopes). They were emailed a confirmation "
             "where they can change or withdraw it.")
 
@@ -197,13 +195,12 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
             raise CoachError(f"{client.name} withdrew consent.")
         link, token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
                                   session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
-        msg = notify.queue_message(
-            db, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
+        notify.queue_message(
+            db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
             subject=f"Your session with {coach.name} on {when_of(session)}",
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
                         link=f"{s.public_base_url}/s/{token}", ttl_days=max(1, s.link_ttl_seconds // 86400)))
-        name, mid = client.name, msg.id
-    notify.dispatch(rt, [mid])
+        name = client.name
     return f"Sent {name} a fresh link to that session."
 
 

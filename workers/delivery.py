@@ -70,19 +70,17 @@ def deliver_session(session_id: str) -> str:
         context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session),
                        lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400))
         subject = f"Your session with {coach.name} on {when_of(session)}"
-        to_client = notify.queue_message(
-            db, key=f"session-email:{session.id}", channel="email", recipient=client.email,
+        notify.queue_message(
+            db, rt, key=f"session-email:{session.id}", channel="email", recipient=client.email,
             subject=subject, body=render("session_delivered.txt", **context),
             html=render("session_delivered.html", **context), coach_id=coach.id)
-        copy = notify.tell_coach(
+        notify.tell_coach(
             db, rt, coach, key=f"session-email-coach:{session.id}",
             subject=f"Sent to {client.name}: {subject}",
             body=(f"holdspace emailed {client.name} <{client.email}> their session page link "
                   f"(valid {context['ttl_days']} days).\n\nWhat the email said:\n\n"
                   + render("session_delivered.txt", **{**context, "link": "(the client's private link)"})))
         _delivered(db, session)
-        ids = [m.id for m in (to_client, copy) if m]
-    notify.dispatch(rt, ids)
     return "delivered"
 
 
@@ -93,7 +91,7 @@ def _delivered(db: Session, session: CoachingSession) -> None:
 
 
 def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, actor: str = "system") -> str:
-    """Queue the consent email (a request, or the confirmation of a verbal consent); returns its id."""
+    """Queue the consent email (a request, or the confirmation of a verbal consent)."""
     s = rt.settings
     link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
                               purpose="consent", ttl_seconds=max(s.link_ttl_seconds, 30 * 86400),
@@ -102,9 +100,8 @@ def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, act
                   verbal=verbal, link=f"{s.public_base_url}/c/{token}")
     subject = (f"What you agreed with {coach.name}" if verbal
                else f"{coach.name} asks for your consent to record your sessions")
-    msg = notify.queue_message(db, key=f"consent-email:{link.id}", channel="email",
-                               recipient=client.email, subject=subject, body=body, coach_id=coach.id)
-    return msg.id
+    notify.queue_message(db, rt, key=f"consent-email:{link.id}", channel="email",
+                         recipient=client.email, subject=subject, body=body, coach_id=coach.id)
 
 
 def fresh_link(link_id: str, email_given: str) -> str:
@@ -130,12 +127,10 @@ def fresh_link(link_id: str, email_given: str) -> str:
                                   purpose=old.purpose, session_id=old.session_id,
                                   ttl_seconds=s.link_ttl_seconds, actor="client")
         path = {"session": "s", "consent": "c", "journey": "j"}[old.purpose]
-        msg = notify.queue_message(
-            db, key=key, channel="email", recipient=client.email,
+        notify.queue_message(
+            db, rt, key=key, channel="email", recipient=client.email,
             subject="Your fresh holdspace link", coach_id=coach.id,
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
                         link=f"{s.public_base_url}/{path}/{token}",
                         ttl_days=max(1, s.link_ttl_seconds // 86400)))
-        mids = [msg.id] if msg else []
-    notify.dispatch(rt, mids)
     return "sent"

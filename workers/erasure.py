@@ -132,8 +132,7 @@ def run_erasure(receipt_id: str) -> str:
         receipt.signature = sign(rt.settings.secret_key, final)
         audit.record(db, "system", "erasure.completed", f"receipt:{receipt.id}",
                      coach_id=receipt.coach_id, objects=len(final["objects"]), scope=receipt.scope)
-        messages = _receipt_messages(db, rt, receipt)
-    notify.dispatch(rt, messages)
+        _send_receipt(db, rt, receipt)
     return "completed"
 
 
@@ -223,7 +222,7 @@ def _trash_zoom_copies(rt, receipt_id: str, inv: dict) -> list[str]:
     return trashed
 
 
-def _receipt_messages(db: Session, rt, receipt: DeletionReceipt) -> list[str]:
+def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
     from workers.delivery import render
     coach = q.coach_by_id(db, receipt.coach_id)
     client = q.client_of(db, receipt.coach_id, receipt.client_id)
@@ -239,17 +238,13 @@ def _receipt_messages(db: Session, rt, receipt: DeletionReceipt) -> list[str]:
                   completed=body["completed_at"][:19].replace("T", " ") + " UTC", counts=counts,
                   objects=body["objects"], key_shredded=bool(body.get("key_shredded")),
                   receipt_id=receipt.id, signature=receipt.signature)
-    ids = []
     if body.get("reason") in ("withdrawal", "client_request"):
-        msg = notify.queue_message(db, key=f"receipt-client:{receipt.id}", channel="email",
-                                   recipient=client.email, coach_id=coach.id,
-                                   subject="Your holdspace deletion receipt", body=text)
-        ids += [msg.id] if msg else []
-    note = notify.tell_coach(db, rt, coach, key=f"receipt-coach:{receipt.id}",
-                             subject=f"Deletion receipt for {client.name}",
-                             body=f"Reason: {body.get('reason')}.\n\n" + text)
-    ids += [note.id] if note else []
-    return ids
+        notify.queue_message(db, rt, key=f"receipt-client:{receipt.id}", channel="email",
+                             recipient=client.email, coach_id=coach.id,
+                             subject="Your holdspace deletion receipt", body=text)
+    notify.tell_coach(db, rt, coach, key=f"receipt-coach:{receipt.id}",
+                      subject=f"Deletion receipt for {client.name}",
+                      body=f"Reason: {body.get('reason')}.\n\n" + text)
 
 
 # --- retention ----------------------------------------------------------------------------------

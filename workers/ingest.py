@@ -224,13 +224,12 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
             audit.record(db, "system", "session.unmatched", f"session:{session.id}", coach_id=coach_id)
             if first_time:
                 coach = q.coach_by_id(db, coach_id)
-                msg = notify.tell_coach(
+                notify.tell_coach(
                     db, rt, coach, key=f"unmatched:{session.id}",
                     subject="A recording needs a client",
                     body=(f"The recording of \"{session.topic}\" ({_when(session)}) matched none of "
                           f"your clients, so nothing was downloaded. Assign it with "
                           f"/holdspace assign {session.id} <client email>."))
-                _after_commit(db, rt, msg)
             return None
         session.client_id = matched
         audit.record(db, "system", "session.client_matched", f"session:{session.id}",
@@ -254,13 +253,12 @@ def consent_gate(rt, session_id: str) -> frozenset[str] | None:
                      coach_id=coach.id, client=client.id)
         trash = session.platform == "zoom" and coach.trash_zoom_copies and rt.zoom.configured
         if first_time:
-            msg = notify.tell_coach(
+            notify.tell_coach(
                 db, rt, coach, key=f"refused:{session.id}",
                 subject=f"Recording not kept: no consent from {client.name}",
                 body=(f"{client.name} ({client.email}) has no active consent to be recorded, so "
                       f"holdspace stored nothing from \"{session.topic}\" ({_when(session)})."
                       + (" The Zoom copy was moved to Zoom's trash." if trash else "")))
-            _after_commit(db, rt, msg)
         uuid = session.platform_uuid
     if trash:
         rt.zoom.trash_recordings(uuid)
@@ -340,13 +338,12 @@ def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError) -
         audit.record(db, "system", "session.download_failed", f"session:{session_id}",
                      coach_id=session.coach_id, file=f.file_id, error=str(exc))
         coach = q.coach_by_id(db, session.coach_id)
-        msg = notify.tell_coach(
+        notify.tell_coach(
             db, rt, coach, key=f"download-failed:{session_id}:{f.file_id}",
             subject="A recording could not be downloaded",
             body=(f"holdspace could not download the {f.kind} of \"{session.topic}\" "
                   f"({_when(session)}) after {rt.settings.download_attempts} attempts: {exc}. "
                   "Nothing partial was kept."))
-        _after_commit(db, rt, msg)
     return "failed"
 
 
@@ -405,10 +402,9 @@ def reconcile_session(session_id: str) -> str:
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         coach = q.coach_by_id(db, coach_id)
-        msg = notify.tell_coach(db, rt, coach, key=f"never-recorded:{session_id}",
-                                subject="No recording arrived",
-                                body=f"Zoom never produced a recording for \"{session.topic}\" ({_when(session)}).")
-        _after_commit(db, rt, msg)
+        notify.tell_coach(db, rt, coach, key=f"never-recorded:{session_id}",
+                          subject="No recording arrived",
+                          body=f"Zoom never produced a recording for \"{session.topic}\" ({_when(session)}).")
     return "gave up"
 
 
@@ -460,17 +456,6 @@ def handler_for(platform: str, event: str):
 
 def _set_state(session: CoachingSession, state: SessionState, error: str | None = None) -> None:
     session.state, session.error, session.updated_at = state.value, error, utcnow()
-
-
-def _after_commit(db, rt, msg) -> None:
-    """Queue the message's delivery once the surrounding transaction has committed."""
-    if msg is None:
-        return
-    from sqlalchemy import event
-
-    @event.listens_for(db, "after_commit", once=True)
-    def _go(_session):
-        notify.dispatch(rt, [msg.id])
 
 
 def _when(session: CoachingSession) -> str:

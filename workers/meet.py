@@ -250,13 +250,11 @@ def check_artifacts(session_id: str) -> str:
         if session is None or session.state != SessionState.received.value:
             return "arrived"
         coach = q.coach_by_id(db, session.coach_id)
-        msg = notify.tell_coach(db, rt, coach, key=f"meet-missing:{session_id}",
-                                subject="A Meet recording never arrived",
-                                body=(f"Your Google Meet session of {ingest._when(session)} ended, but no "
-                                      f"recording reached holdspace within "
-                                      f"{rt.settings.meet_artifact_wait_seconds // 60} minutes. Was it recorded?"))
-    if msg:
-        notify.dispatch(rt, [msg.id])
+        notify.tell_coach(db, rt, coach, key=f"meet-missing:{session_id}",
+                          subject="A Meet recording never arrived",
+                          body=(f"Your Google Meet session of {ingest._when(session)} ended, but no "
+                                f"recording reached holdspace within "
+                                f"{rt.settings.meet_artifact_wait_seconds // 60} minutes. Was it recorded?"))
     return "told the coach"
 
 
@@ -343,10 +341,9 @@ def _mark(rt, coach_id: str, status: str, reason: str) -> None:
         changed = conn.status != status
         conn.status, conn.status_reason, conn.updated_at = status, reason, utcnow()
         coach = q.coach_by_id(db, coach_id)
-        msg = notify.tell_coach(db, rt, coach, key=f"google-{status}:{coach_id}:{utcnow():%Y%m%d}",
-                                subject="Google Meet needs your attention", body=reason) if changed else None
-    if msg:
-        notify.dispatch(rt, [msg.id])
+        if changed:
+            notify.tell_coach(db, rt, coach, key=f"google-{status}:{coach_id}:{utcnow():%Y%m%d}",
+                              subject="Google Meet needs your attention", body=reason)
 
 
 def _expiry(sub: dict, now, ttl: int):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from rq import Retry, get_current_job
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -20,9 +21,11 @@ def message_exists(db: Session, key: str) -> bool:
     return db.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first() is not None
 
 
-def queue_message(db: Session, *, key: str, channel: str, recipient: str, subject: str,
+def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, subject: str,
                   body: str, html: str | None = None, coach_id: str | None = None) -> OutboundMessage | None:
-    """Add a message in the caller's transaction; None when one with this key already exists."""
+    """Add a message in the caller's transaction; None when one with this key already exists.
+
+    It is handed to a worker when that transaction commits, and never if it rolls back."""
     if message_exists(db, key):
         return None
     msg = OutboundMessage(idempotency_key=key, channel=channel, recipient=recipient,
@@ -32,20 +35,23 @@ def queue_message(db: Session, *, key: str, channel: str, recipient: str, subjec
             db.add(msg)
     except IntegrityError:
         return None
+    message_id = msg.id
+    event.listen(db, "after_commit", lambda _session: dispatch(rt, [message_id]), once=True)
     return msg
 
 
 def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str) -> OutboundMessage | None:
     """Queue a note to the coach: their Slack DM when Slack is set up for them, else email."""
     if rt.slack.configured and coach.slack_user_id:
-        return queue_message(db, key=key, channel="slack", recipient=coach.slack_user_id,
+        return queue_message(db, rt, key=key, channel="slack", recipient=coach.slack_user_id,
                              subject=subject, body=f"*{subject}*\n{body}", coach_id=coach.id)
-    return queue_message(db, key=key, channel="email", recipient=coach.email,
+    return queue_message(db, rt, key=key, channel="email", recipient=coach.email,
                          subject=f"holdspace: {subject}", body=body, coach_id=coach.id)
 
 
 def dispatch(rt, message_ids: list[str]) -> None:
-    """After the transaction that queued them commits: hand the messages to a worker."""
+    """Hand messages to a worker (queue_message does this on commit; the sweeper for any
+    whose job was lost)."""
     for mid in message_ids:
         try:
             if rt.job_alive(f"message-{mid}"):
@@ -77,19 +83,16 @@ def deliver(message_id: str) -> str:
         with session_scope(rt.engine) as db:
             msg = db.get(OutboundMessage, message_id)
             msg.error = str(exc)[:500]
-            report = None
             if final:
                 msg.status = "failed"
                 coach = db.get(Coach, msg.coach_id) if msg.coach_id else None
                 # A coach learns when a client's email could not be sent; a failed note to the
                 # coach is not reported to the same coach through the same failing channel.
                 if coach and recipient not in (coach.email, coach.slack_user_id):
-                    report = tell_coach(db, rt, coach, key=f"send-failed:{message_id}",
-                                        subject=f"An email to {recipient} could not be sent",
-                                        body=f"\"{subject}\" to {recipient} failed after {msg.attempts} "
-                                             f"attempts: {msg.error}")
-        if report:
-            dispatch(rt, [report.id])
+                    tell_coach(db, rt, coach, key=f"send-failed:{message_id}",
+                               subject=f"An email to {recipient} could not be sent",
+                               body=f"\"{subject}\" to {recipient} failed after {msg.attempts} "
+                                    f"attempts: {msg.error}")
         raise
     with session_scope(rt.engine) as db:
         msg = db.get(OutboundMessage, message_id)

@@ -98,12 +98,10 @@ def _fail(rt, session_id: str, error: str) -> None:
         audit.record(db, "system", "session.failed", f"session:{session_id}", coach_id=session.coach_id,
                      error=error)
         coach = q.coach_by_id(db, session.coach_id)
-        msg = notify.tell_coach(db, rt, coach, key=f"pipeline-failed:{session_id}:{error[:40]}",
-                                subject="A session could not be processed",
-                                body=f"\"{session.topic}\": {error}. The recording itself is safe; "
-                                     "retry from the dashboard once the cause is fixed.")
-    if msg:
-        notify.dispatch(rt, [msg.id])
+        notify.tell_coach(db, rt, coach, key=f"pipeline-failed:{session_id}:{error[:40]}",
+                          subject="A session could not be processed",
+                          body=f"\"{session.topic}\": {error}. The recording itself is safe; "
+                               "retry from the dashboard once the cause is fixed.")
 
 
 # --- transcription --------------------------------------------------------------------------------
