@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.services import free_port, wait_for_port  # noqa: E402
+from vault.backends import ChunkReader  # noqa: E402  (the same reader the vault uploads through)
 
 MiB = 1024 * 1024
 CLIENT = "bench-client"
@@ -50,34 +51,6 @@ def source(size: int, chunk: int = MiB):
         yield index.to_bytes(8, "big") + block[8:n] if n > 8 else block[:n]
         sent += n
         index += 1
-
-
-class ChunkReader:
-    """A non-seekable file-like over the source, as a platform download would be."""
-
-    def __init__(self, chunks):
-        self._chunks, self._pending = iter(chunks), b""
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return False
-
-    def read(self, n=-1):
-        parts, have = [self._pending], len(self._pending)
-        while n is None or n < 0 or have < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if n is not None and 0 <= n < len(data):
-            data, self._pending = data[:n], data[n:]
-        else:
-            self._pending = b""
-        return data
 
 
 def rss_mb() -> float:

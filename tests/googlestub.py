@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode
 
-from tests.localserver import LocalServer, StubHandler
+from tests.localserver import LocalServer, StubHandler, page_offset, page_token
 
 import google.auth.crypt
 import google.auth.exceptions
@@ -621,20 +621,6 @@ def _status_name(status: int) -> str:
             500: "INTERNAL", 503: "UNAVAILABLE"}.get(status, "UNKNOWN")
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _page_offset(token: str | None) -> int | None:
-    if not token:
-        return 0
-    try:
-        kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        return int(offset) if kind == "offset" else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
@@ -708,12 +694,12 @@ class _Handler(StubHandler):
         except ValueError:
             return self._error(400, "Invalid pageSize.")
         size = max(1, min(requested, self.stub.page_size))
-        offset = _page_offset(self._param("pageToken"))
+        offset = page_offset(self._param("pageToken"))
         if offset is None:
             return self._error(400, "Invalid page token.")
         body = {key: items[offset:offset + size]}
         if offset + size < len(items):
-            body["nextPageToken"] = _page_token(offset + size)
+            body["nextPageToken"] = page_token(offset + size)
         return self._json(200, body)
 
     # --- OAuth -------------------------------------------------------------------------------

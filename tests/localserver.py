@@ -5,6 +5,7 @@ what it answers (`StubHandler.route`)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass
@@ -139,3 +140,20 @@ class LocalServer:
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
+
+
+# --- paging, as the platforms' list calls do it -----------------------------------------------
+
+def page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def page_offset(token: str | None) -> int | None:
+    """The offset a page token names; 0 for no token, None for one we never issued."""
+    if not token:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return int(offset) if kind == "offset" else None
+    except (ValueError, UnicodeDecodeError):
+        return None

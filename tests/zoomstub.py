@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from tests.localserver import LocalServer, StubHandler
+from tests.localserver import LocalServer, StubHandler, page_offset, page_token
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "zoom"
 FIXTURE_FILE_HOST = "https://example.zoom.us"
@@ -328,20 +328,6 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown file mode {mode!r}; one of {FILE_MODES}")
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _page_offset(token: str | None) -> int | None:
-    if not token:
-        return 0
-    try:
-        kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        return int(offset) if kind == "offset" else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def _decode_uuid(segment: str) -> str | None:
     """A uuid path segment as Zoom reads it: decoded once before routing, so a singly encoded
     uuid that starts with `/` or has `//` no longer names one segment (404); a double-encoded
@@ -403,13 +389,13 @@ class _Handler(StubHandler):
         except ValueError:
             requested = 30
         size = max(1, min(requested, 300, self.stub.page_size))
-        offset = _page_offset(self._param("next_page_token"))
+        offset = page_offset(self._param("next_page_token"))
         if offset is None:
             return self._json(400, {"code": 300, "message": "Invalid next_page_token."})
         end = offset + size
         body = dict(extra or {})
         body.update({"page_size": size, "total_records": len(items),
-                     "next_page_token": _page_token(end) if end < len(items) else "",
+                     "next_page_token": page_token(end) if end < len(items) else "",
                      key: items[offset:end]})
         return self._json(200, body)
 

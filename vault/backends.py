@@ -258,7 +258,7 @@ def _error_code(exc) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class _ChunkReader:
+class ChunkReader:
     """A non-seekable file-like over an iterator of chunks, for boto3's upload_fileobj."""
 
     def __init__(self, chunks: Iterable[bytes]):
@@ -388,7 +388,7 @@ class S3Backend:
         # s3transfer aborts the multipart upload when reading the source or any part fails,
         # and re-raises the original exception (tests/vault check both).
         self.client.upload_fileobj(
-            _ChunkReader(chunks), self.bucket, self._full(key),
+            ChunkReader(chunks), self.bucket, self._full(key),
             ExtraArgs={"ServerSideEncryption": "AES256",
                        "ContentType": "application/octet-stream",
                        "Metadata": metadata},
