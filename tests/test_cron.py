@@ -1,6 +1,8 @@
 """The scheduler's jobs: the daily sweep finds recordings no webhook announced, through the
 same inbox and dedupe; and the cron scheduler registers what the Procfile promises."""
 
+from datetime import datetime, timezone
+
 from sqlmodel import select
 
 from tests.zoomhelpers import STORED_OR_LATER
@@ -15,11 +17,12 @@ def test_daily_sweep_ingests_unannounced_recordings_once(hs_factory, database_ur
     coach_and_client(hs)
     payload, body = load_fixture("recording_completed_audio_only", zoom_stub.base_url)
     meeting = register_fixture_files(zoom_stub, payload)
-    meeting.start_time = "2026-11-20T10:00:00Z"  # inside the sweep's window
-    found = ingest.sweep_zoom_recordings()
+    meeting.start_time = "2026-11-20T10:00:00Z"
+    swept_on = datetime(2026, 11, 21, 4, 17, tzinfo=timezone.utc)  # the sweep's window holds it
+    found = ingest.sweep_zoom_recordings(now=swept_on)
     assert found == 1
     hs.drain()
-    assert ingest.sweep_zoom_recordings() == 0  # the second sweep finds nothing new
+    assert ingest.sweep_zoom_recordings(now=swept_on) == 0  # the second sweep finds nothing new
     assert post_zoom(hs.http, body).status_code == 200  # nor does the late webhook change anything
     hs.drain()
     with hs.db() as db:

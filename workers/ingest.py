@@ -421,13 +421,15 @@ def discovered(rt, recording: dict, source: str) -> int | None:
     return inbox_id
 
 
-def sweep_zoom_recordings(days: int = 3) -> int:
-    """Daily: list each coach's recent cloud recordings and ingest any holdspace never saw."""
+def sweep_zoom_recordings(days: int = 3, now=None) -> int:
+    """Daily: list each coach's recent cloud recordings and ingest any holdspace never saw.
+
+    `now` (default: the clock) fixes the window's last day, so a test can sweep any date."""
     from datetime import timedelta
     rt = current()
     if not rt.zoom.configured:
         return 0
-    today = utcnow().date()
+    today = (now or utcnow()).date()
     with session_scope(rt.engine) as db:
         hosts = [c.zoom_user_id for c in q.all_coaches(db) if c.zoom_user_id]
     found = 0
