@@ -21,6 +21,7 @@ from vault.format import (
     segment_count, segment_offset, unwrap_content_key, wrap_content_key,
 )
 from vault.keys import ClientKeyRecord, MasterKey, key_context, now_iso
+from vault.reader import DEFAULT_CACHE_SEGMENTS, VaultFile, open_segments
 
 logger = logging.getLogger(__name__)
 
@@ -145,26 +146,16 @@ class _Tally:
 def _decrypt_segments(reader, chunks: Iterator[bytes], cipher: SegmentCipher, *, first: int,
                       last: int, size: int, segment_size: int, start: int, end: int
                       ) -> Iterator[bytes]:
-    count = segment_count(size, segment_size)
-    data, pos = b"", 0
+    """Plaintext bytes [start, end) out of the stored run of segments `first`..`last`."""
     try:
-        for index in range(first, last + 1):
-            need = segment_ciphertext_length(index, size, segment_size)
-            while len(data) - pos < need:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    raise IntegrityError(f"object ended inside segment {index}")
-                data, pos = data[pos:] + chunk, 0
-            plain = cipher.open(index, data[pos:pos + need], index == count - 1)
-            pos += need
+        for index, plain in open_segments(chunks, cipher, first=first, last=last, size=size,
+                                          segment_size=segment_size):
             lo = start - index * segment_size if index == first else 0
             hi = end - index * segment_size if index == last else len(plain)
             if (lo, hi) != (0, len(plain)):
                 plain = plain[lo:hi]
             if plain:
                 yield plain
-        if len(data) > pos or next(chunks, None):
-            raise IntegrityError("storage returned more bytes than the segments hold")
     finally:
         reader.close()
 
@@ -337,30 +328,41 @@ class Vault:
         with self._lock:
             self._headers.pop(key, None)
 
+    def _checked_header(self, reader, key: str, client_id: str) -> tuple[Header, bytes, int]:
+        """The object's header, its bytes and the plaintext size, refusing a header that names
+        another client or a stored size no writer could have produced."""
+        header, header_bytes = self._read_header(reader, key)
+        if header.client_id != client_id:
+            raise IntegrityError(f"the header of {key} names another client")
+        self._remember_header(key, reader, header_bytes)
+        size = plaintext_size(reader.size, len(header_bytes), header.segment_size)
+        return header, header_bytes, size
+
+    def _segment_cipher(self, key: str, client_id: str, header: Header,
+                        header_bytes: bytes) -> SegmentCipher:
+        """The object's segment cipher, if the header names the client's current key."""
+        key_id, client_key = self._client_key(client_id, create=False)
+        if header.client_key_id != key_id:
+            raise IntegrityError(
+                f"{key} names client key {header.client_key_id} but client {client_id} has "
+                f"key {key_id}: the header was altered, or the key it was sealed under has "
+                "been erased and replaced")
+        return SegmentCipher(unwrap_content_key(client_key, header.wrapped_content_key),
+                             header_bytes)
+
     def _open(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
         client_id = client_of(key)
 
         def use(reader) -> Iterator[bytes]:
-            header, header_bytes = self._read_header(reader, key)
-            if header.client_id != client_id:
-                raise IntegrityError(f"the header of {key} names another client")
-            self._remember_header(key, reader, header_bytes)
+            header, header_bytes, size = self._checked_header(reader, key, client_id)
             seg = header.segment_size
-            size = plaintext_size(reader.size, len(header_bytes), seg)
             whole = end is None
             stop = size if whole else end
             if not 0 <= start <= stop <= size:
                 if reader.cached:
                     raise ObjectChanged(f"{key} may have changed size")  # ask storage again
                 raise ValueError(f"range [{start}, {stop}) is outside {key} ({size} bytes)")
-            key_id, client_key = self._client_key(client_id, create=False)
-            if header.client_key_id != key_id:
-                raise IntegrityError(
-                    f"{key} names client key {header.client_key_id} but client {client_id} has "
-                    f"key {key_id}: the header was altered, or the key it was sealed under has "
-                    "been erased and replaced")
-            cipher = SegmentCipher(unwrap_content_key(client_key, header.wrapped_content_key),
-                                   header_bytes)
+            cipher = self._segment_cipher(key, client_id, header, header_bytes)
             if whole:
                 # Every segment, the final one included, so truncation cannot go unnoticed.
                 first, last = 0, segment_count(size, seg) - 1
@@ -375,6 +377,32 @@ class Vault:
                 + segment_ciphertext_length(last, size, seg))
             return _decrypt_segments(reader, iter(chunks), cipher, first=first, last=last,
                                      size=size, segment_size=seg, start=start, end=stop)
+
+        return self._with_reader(key, use, cached=True)
+
+    def open_file(self, key: str, *, cache_segments: int = DEFAULT_CACHE_SEGMENTS) -> VaultFile:
+        """The plaintext as a read-only, seekable binary file (see `VaultFile`); close it.
+
+        Like age's NewDecryptReaderAt, it authenticates the final segment here, so a missing
+        object (ObjectNotFound), an erased key (ObjectErased) and a truncated, extended or
+        foreign object (IntegrityError) are refused before any byte is served."""
+        client_id = client_of(key)
+
+        def use(reader) -> VaultFile:
+            header, header_bytes, size = self._checked_header(reader, key, client_id)
+            cipher = self._segment_cipher(key, client_id, header, header_bytes)
+            media = VaultFile(reader, object_key=key, client_id=client_id,
+                              content_type=header.content_type,
+                              header_length=len(header_bytes), segment_size=header.segment_size,
+                              size=size, cipher=cipher, cache_limit=cache_segments)
+            try:
+                # With a cached header this is the first request, so a replaced object
+                # raises ObjectChanged here and _with_reader starts again from storage.
+                media.authenticate_final_segment()
+            except BaseException:
+                media.close()
+                raise
+            return media
 
         return self._with_reader(key, use, cached=True)
 
