@@ -1,18 +1,26 @@
 """The client's pages: a session (player, transcript, summary, downloads), the media stream
-with Range support, the journey across sessions, and the 'email me a fresh link' form."""
+(decrypted as it is sent; Range and If-Range answered by werkzeug), the journey across
+sessions, and the 'email me a fresh link' form."""
 
 from __future__ import annotations
 
-import re
+import hashlib
+import logging
 
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlmodel import select
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_range_header
+from werkzeug.wsgi import wrap_file
 
 from models import Asset, ClientMemory, Summary, Transcript, audit
 from models import queries as q
 from models.db import session_scope
 from portal.security import harden, token_page
+from vault import IntegrityError, ObjectErased, ObjectNotFound, VaultError
 from workers import links
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("client_pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/portal")
@@ -91,48 +99,118 @@ def session_page(token):
             may_download=_may_download(consent), journey_token=journey_token, energy=energy)
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# One block per body iteration: a default-size vault segment.
+MEDIA_BLOCK = 64 * 1024
+MEDIA_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+                 "X-Content-Type-Options": "nosniff"}
 
 
-def parse_range(header: str | None, size: int):
-    """(start, end_exclusive) for a single byte range, None for no Range, 'bad' if unsatisfiable."""
-    if not header:
-        return None
-    m = _RANGE.match(header.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        return "bad"
-    if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)) + 1, size) if m.group(2) else size
-        if m.group(2) and int(m.group(2)) < start:
-            return "bad"
-    else:  # a suffix: the last N bytes
-        start, end = max(size - int(m.group(2)), 0), size
-        if int(m.group(2)) == 0:
-            return "bad"
-    if start >= size or start >= end:
-        return "bad"
-    return start, end
+def _media_etag(asset: Asset) -> str:
+    """A strong validator that changes with the stored bytes, so If-Range works; hashed again
+    so that no header carries the recording's own digest, a fingerprint of it."""
+    return hashlib.sha256(f"holdspace/media\0{asset.object_key}\0{asset.sha256}".encode()
+                          ).hexdigest()[:32]
+
+
+def _unreadable(asset: Asset, exc: VaultError):
+    """The answer when the stored recording cannot be opened. Logged by asset id: the link's
+    token is in the request path and must stay out of the logs."""
+    if isinstance(exc, (ObjectNotFound, ObjectErased)):
+        logger.warning("media of asset %s is no longer stored: %s", asset.id, exc)
+        status, title, message = 410, "Recording removed", "This recording is no longer stored."
+    elif isinstance(exc, IntegrityError):
+        logger.error("media of asset %s failed its integrity check: %s", asset.id, exc)
+        status, title, message = 502, "Recording unreadable", (
+            "The stored copy of this recording failed its integrity check, so it is not "
+            "served. Please let your coach know.")
+    else:
+        logger.error("media of asset %s could not be read: %s", asset.id, exc)
+        status, title, message = 503, "Recording unavailable", (
+            "The recording cannot be fetched just now. Please try again in a few minutes.")
+    response = make_response(render_template("message.html", title=title, message=message),
+                             status)
+    response.headers.update(MEDIA_HEADERS)
+    return response
+
+
+class _MediaBody:
+    """The response body. Once the status is sent a segment failing authentication cannot
+    change it, so the failure is logged here (by asset) and raised on, for the server to drop
+    the connection: a cut-off download must not pass for a whole one."""
+
+    def __init__(self, body, asset_id: str):
+        self._body = body
+        self._chunks = iter(body)
+        self._asset_id = asset_id
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except VaultError as exc:
+            logger.error("media of asset %s cut off mid-stream: %s", self._asset_id, exc)
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def _several_ranges(header: str | None) -> bool:
+    ranges = parse_range_header(header)
+    return ranges is not None and len(ranges.ranges) > 1
 
 
 def _stream(asset: Asset, as_download: str | None = None):
-    vault = _rt().vault
-    size = asset.size
-    rng = parse_range(request.headers.get("Range"), size)
-    headers = {"Accept-Ranges": "bytes", "Content-Type": asset.content_type,
-               "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
-               "X-Content-Type-Options": "nosniff"}
+    """The recording, decrypted as it is sent; werkzeug answers Range, If-Range and the
+    other conditional headers from the file object."""
+    try:
+        media = _rt().vault.open_file(asset.object_key)
+    except VaultError as exc:
+        return _unreadable(asset, exc)
+    try:
+        return _media_response(media, asset, as_download)
+    except BaseException:
+        media.close()
+        raise
+
+
+def _media_response(media, asset: Asset, as_download: str | None):
+    response = Response(wrap_file(request.environ, media, MEDIA_BLOCK),
+                        content_type=asset.content_type, direct_passthrough=True)
+    response.headers.update(MEDIA_HEADERS)
+    response.content_length = media.size
+    response.set_etag(_media_etag(asset))
+    response.last_modified = asset.created_at
     if as_download:
-        headers["Content-Disposition"] = f'attachment; filename="{as_download}"'
-    if rng == "bad":
-        headers["Content-Range"] = f"bytes */{size}"
-        return Response(status=416, headers=headers)
-    start, end = rng if rng else (0, size)
-    headers["Content-Length"] = str(end - start)
-    if rng:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    body = vault.open_range(asset.object_key, start, end) if end > start else iter(())
-    return Response(body, status=206 if rng else 200, headers=headers, direct_passthrough=True)
+        response.headers.set("Content-Disposition", "attachment", filename=as_download)
+    environ = request.environ
+    if _several_ranges(environ.get("HTTP_RANGE")):
+        # Answered whole, as RFC 9110 allows: players ask for one range, and a multipart
+        # body would be of use to no one we serve.
+        environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
+    try:
+        response.make_conditional(environ, accept_ranges=True, complete_length=media.size)
+    except RequestedRangeNotSatisfiable:
+        media.close()
+        return Response(status=416, headers={**MEDIA_HEADERS, "Accept-Ranges": "bytes",
+                                             "Content-Range": f"bytes */{media.size}"})
+    if response.status_code in (200, 206) and media.size and request.method != "HEAD":
+        # Decrypt the first segment to be sent now, while a failure can still be answered
+        # with a status instead of a cut-off body. It stays cached for the first read.
+        start = response.content_range.start if response.status_code == 206 else 0
+        try:
+            media.seek(start)
+            media.read(1)
+            media.seek(start)
+        except VaultError as exc:
+            media.close()
+            return _unreadable(asset, exc)
+    response.response = _MediaBody(response.response, asset.id)
+    return response
 
 
 @bp.get("/s/<token>/media")
