@@ -196,15 +196,11 @@ class _TranscriptionJob:
         return label_speakers_heuristic(result.segments, coach_name=self.coach_name), result.engine, result.language
 
     def _transcribe(self, rt, asset: Asset):
-        from workers.transcription.audio import extract_audio, private_workdir, sweep_stale_workdirs
-        parent = rt.settings.var_dir / "tmp" / "transcribe"
-        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        sweep_stale_workdirs(parent, older_than_seconds=0)  # what a killed job left behind
-        with private_workdir(parent) as workdir:
-            wav = extract_audio(rt.vault.open(asset.object_key), workdir)
+        # Decoded straight from the vault's decrypting reader: no plaintext copy on disk.
+        with rt.vault.open_file(asset.object_key) as media:
             if self.engine == "openai":
-                return _openai_transcriber(rt).transcribe(wav, workdir)
-            return _local_transcriber(rt).transcribe(wav)
+                return _openai_transcriber(rt).transcribe(media)
+            return _local_transcriber(rt).transcribe(media)
 
 
 _local_cache: dict = {}

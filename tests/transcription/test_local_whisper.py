@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
 
 import jiwer
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from tests.speech.generate import script_text
 from tests.speech.scoring import EXPECTED, precision_recall
 from workers.summaries.offline import summarise_offline
-from workers.transcription.audio import extract_audio, private_workdir
+from tests.media import encode, moov_at_end, wav_file_bytes
 from workers.transcription.local import LocalWhisper, ModelUnavailable, load_model
 from workers.transcription.speakers import label_speakers_heuristic, merge_tracks
 
@@ -31,18 +31,15 @@ def normalise(text: str) -> str:
     return " ".join(_NUMBERS.get(w, w) for w in text.split())
 
 
-def stream(path: Path, size: int = 64 * 1024):
-    with open(path, "rb") as f:
-        while chunk := f.read(size):
-            yield chunk
-
-
 @pytest.fixture(scope="module")
-def session1_transcript(speech, tmp_path_factory):
-    """session1 through the whole local path: bytes piped into ffmpeg, then Whisper."""
-    with private_workdir(tmp_path_factory.mktemp("work")) as workdir:
-        wav = extract_audio(stream(speech["session1"].mixed), workdir)
-        return LocalWhisper().transcribe(wav)
+def session1_transcript(speech):
+    """session1 through the whole local path: an M4A with its index at the end, as a cloud
+    recording arrives, decoded from a file object in memory and heard by Whisper in chunks."""
+    samples, rate = wav_file_bytes(speech["session1"].mixed)
+    m4a = encode(samples[None, :], rate, "m4a")
+    assert moov_at_end(m4a)
+    # 75 s chunks: the ~170 s session is heard in three, so the seams are tested too.
+    return LocalWhisper(chunk_seconds=75.0).transcribe(io.BytesIO(m4a))
 
 
 def test_word_error_rate_on_test_speech(session1_transcript, speech):
@@ -109,3 +106,25 @@ def test_a_model_name_is_not_downloaded_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match="cannot load Whisper model 'tiny.en'"):
         load_model("tiny.en", device="cpu", compute_type="int8")
+
+
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_an_mp4_with_its_index_at_the_end_is_transcribed_straight_from_the_vault(
+        backend, speech, tmp_path, request):
+    from vault import LocalMasterKey, open_vault
+    if backend == "s3":
+        url = f"s3://{request.getfixturevalue('s3_bucket')}/vault"
+        endpoint = request.getfixturevalue("s3_server").url
+    else:
+        url, endpoint = f"file://{tmp_path / 'vault'}", None
+    vault = open_vault(url, master_key=LocalMasterKey.generate(), s3_endpoint_url=endpoint)
+    samples, rate = wav_file_bytes(speech["session2"].mixed)
+    mp4 = encode(samples[None, : 40 * rate], rate, "mp4", video=True)  # a Zoom-like video file
+    assert moov_at_end(mp4)
+    stored = vault.put_stream("client-1", "sessions/s1/video.mp4", [mp4], "video/mp4")
+    with vault.open_file(stored.key) as recording:
+        result = LocalWhisper().transcribe(recording)
+    words = normalise(result.text).split()
+    truth = normalise(" ".join(s.text for s in speech["session2"].segments if s.end <= 40)).split()
+    assert jiwer.wer(" ".join(truth), " ".join(words[: len(truth)])) < 0.2
+    assert result.segments[-1].end <= 40.5

@@ -6,7 +6,6 @@ import pytest
 
 from integrations.openai_api import make_client
 from tests.openaistub import WORD_SECONDS, write_tone_wav
-from workers.transcription.audio import private_workdir
 from workers.transcription.openai_engine import MAX_UPLOAD_BYTES, OpenAITranscriber, TranscriptionFailed
 
 
@@ -23,9 +22,9 @@ def test_seventy_minutes_in_concurrent_chunks_stitch_back_exactly(tmp_path, open
     openai_stub.fail_next(1, 500)
 
     engine = OpenAITranscriber(client_for(openai_stub), "whisper-1", max_concurrency=4)
-    with private_workdir(tmp_path / "work") as workdir:
-        result = engine.transcribe(recording, workdir)
-    assert list((tmp_path / "work").iterdir()) == []
+    with open(recording, "rb") as media:
+        result = engine.transcribe(media)
+    assert list(tmp_path.iterdir()) == [recording]  # every chunk was encoded in memory
 
     uploads = openai_stub.uploads
     print(f"\n{len(uploads)} uploads: {[u.size for u in uploads]} bytes; max in flight {openai_stub.max_in_flight}")
@@ -50,8 +49,7 @@ def test_seventy_minutes_in_concurrent_chunks_stitch_back_exactly(tmp_path, open
 def test_a_short_recording_is_one_upload(tmp_path, openai_stub):
     recording = tmp_path / "short.wav"
     truth = write_tone_wav(recording, 30)
-    with private_workdir(tmp_path / "work") as workdir:
-        result = OpenAITranscriber(client_for(openai_stub)).transcribe(recording, workdir)
+    result = OpenAITranscriber(client_for(openai_stub)).transcribe(recording)
     assert len(openai_stub.uploads) == 1
     assert [s.text for s in result.segments] == [w for _, w in truth]
 
@@ -61,8 +59,7 @@ def test_concurrency_is_bounded(tmp_path, openai_stub):
     write_tone_wav(recording, 240)
     openai_stub.delay = 0.2
     engine = OpenAITranscriber(client_for(openai_stub), max_concurrency=2, max_upload_bytes=1_200_000)
-    with private_workdir(tmp_path / "work") as workdir:
-        engine.transcribe(recording, workdir)
+    engine.transcribe(recording)
     assert len(openai_stub.uploads) >= 6
     assert openai_stub.max_in_flight == 2
 
@@ -72,8 +69,6 @@ def test_a_server_that_keeps_failing_is_a_clear_error(tmp_path, openai_stub):
     write_tone_wav(recording, 10)
     openai_stub.fail_next(3, 500)
     engine = OpenAITranscriber(client_for(openai_stub, max_retries=2))
-    with private_workdir(tmp_path / "work") as workdir:
-        with pytest.raises(TranscriptionFailed, match=r"chunk 0 \(0s to 10s\) failed"):
-            engine.transcribe(recording, workdir)
+    with pytest.raises(TranscriptionFailed, match=r"chunk 0 \(0s to 10s\) failed"):
+        engine.transcribe(recording)
     assert openai_stub.failures_served == [500, 500, 500]  # one try and two retries
-    assert list((tmp_path / "work").iterdir()) == []

@@ -1,7 +1,7 @@
 """Transcription engines: turn a session's audio (or the platform's transcript) into timed segments.
 
 Pure code: no database, no Flask. The pieces are `vtt` (platform transcripts and WebVTT output),
-`audio` (private work directories, ffmpeg extraction, splitting), `local` (faster-whisper),
+`audio` (PyAV decoding in memory, chunks cut at silences, stitching), `local` (faster-whisper),
 `openai_engine` (OpenAI-compatible servers), `speakers` (who said what) and `engines`
 (which engine to use). This module holds the values they share.
 """

@@ -16,7 +16,10 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from workers.transcription import Segment, TranscriptResult
+from workers.transcription.audio import decode_audio, iter_chunks, stitch
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ class LocalWhisper:
         beam_size: int = 5,
         vad_filter: bool = True,
         word_timestamps: bool = True,
+        chunk_seconds: float = 300.0,
     ):
         self.model_name = model or PACKAGED_MODEL
         self.device = device
@@ -137,18 +141,37 @@ class LocalWhisper:
         # drift into the following pause (by seconds on a per-participant track). Costs about
         # a tenth more time; citations, the VTT and merging tracks by time all depend on it.
         self.word_timestamps = word_timestamps
+        # Five minutes of samples is 19 MB, and Whisper's features for them about as much again.
+        self.chunk_seconds = chunk_seconds
 
     @property
     def model(self):
         return load_model(self.model_name, device=self.device, compute_type=self.compute_type)
 
-    def transcribe(self, wav_path: Path | str, language: str | None = None) -> TranscriptResult:
-        """Transcribe an audio file (16 kHz mono WAV from extract_audio, or anything ffmpeg reads)."""
+    def transcribe(self, audio, language: str | None = None) -> TranscriptResult:
+        """Transcribe a recording: a seekable file object or path of any media PyAV reads, or
+        16 kHz mono float32 samples. Long recordings go through Whisper in chunks of at most
+        `chunk_seconds`, cut at silences, so memory stays flat in the recording's length."""
+        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else decode_audio(audio)
         model = self.model
         if language and not model.model.is_multilingual and language != "en":
             language = None  # an English-only model would refuse; let it transcribe as English
+        pieces = []
+        for chunk in iter_chunks(blocks, self.chunk_seconds):
+            segments, heard = self._transcribe_samples(model, chunk.samples, language)
+            # The first chunk that has speech decides the language for the rest, so one
+            # quiet or odd chunk cannot switch a session's language halfway.
+            if segments and language is None:
+                language = heard
+            pieces.append((chunk, segments))
+            chunk.samples = None  # transcribed: let the samples go before the next chunk
+        return TranscriptResult(segments=stitch(pieces), engine=self.engine, language=language)
+
+    def _transcribe_samples(self, model, samples: np.ndarray, language: str | None):
+        if not len(samples):
+            return [], language
         pieces, info = model.transcribe(
-            str(wav_path),
+            samples,
             language=language,
             beam_size=self.beam_size,
             vad_filter=self.vad_filter,
@@ -159,4 +182,4 @@ class LocalWhisper:
             for p in pieces
             if p.text.strip()
         ]
-        return TranscriptResult(segments=segments, engine=self.engine, language=info.language)
+        return segments, info.language

@@ -1,8 +1,8 @@
 """Transcription through any OpenAI-compatible server (`POST /v1/audio/transcriptions`).
 
-Uploads are capped (25 MB at OpenAI), so a long recording is split at silences into chunks
-under the cap, the chunks are sent a few at a time, and their timestamps are put back on the
-recording's clock. Retries on 429 and 5xx, with exponential backoff and the server's
+Uploads are capped (25 MB at OpenAI), so a long recording is decoded and cut at silences into
+chunks under the cap, each chunk is encoded as a WAV in memory (never a file) and the chunks are
+sent a few at a time; their timestamps are then put back on the recording's clock. Retries on 429 and 5xx, with exponential backoff and the server's
 Retry-After, are the openai client's own (its `max_retries`; see integrations/openai_api.py).
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-from pathlib import Path
+import threading
 from typing import Any
 
+import numpy as np
+
 from workers.transcription import Segment, TranscriptResult
-from workers.transcription.audio import Chunk, iter_chunks, stitch, write_chunk
+from workers.transcription.audio import SAMPLE_RATE, Chunk, decode_audio, iter_chunks, stitch, wav_bytes
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
@@ -70,18 +72,7 @@ class OpenAITranscriber:
         self.max_chunk_bytes = max_upload_bytes - 64 * 1024
         self.language = language
 
-    def _transcribe_chunk(
-        self, wav: Path, index: int, chunk: Chunk, workdir: Path
-    ) -> tuple[list[Segment], str | None]:
-        own_file = chunk.path is None
-        try:
-            path = write_chunk(wav, chunk, workdir, index)
-            return self._upload(index, chunk, path)
-        finally:
-            if own_file and chunk.path is not None:
-                chunk.path.unlink(missing_ok=True)  # a plaintext copy lives only while it is sent
-
-    def _upload(self, index: int, chunk: Chunk, path: Path) -> tuple[list[Segment], str | None]:
+    def _upload(self, index: int, chunk: Chunk, audio: bytes) -> tuple[list[Segment], str | None]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "response_format": "verbose_json",
@@ -90,10 +81,9 @@ class OpenAITranscriber:
         if self.language:
             kwargs["language"] = self.language
         try:
-            with open(path, "rb") as audio:
-                response = self.client.audio.transcriptions.create(
-                    file=(f"chunk-{index:04d}.wav", audio, "audio/wav"), **kwargs
-                )
+            response = self.client.audio.transcriptions.create(
+                file=(f"chunk-{index:04d}.wav", audio, "audio/wav"), **kwargs
+            )
         except Exception as exc:
             raise TranscriptionFailed(
                 f"chunk {index} ({chunk.offset_seconds:.0f}s to "
@@ -109,19 +99,39 @@ class OpenAITranscriber:
             segments = [Segment(0.0, chunk.duration, str(_field(response, "text")).strip())]
         return [s for s in segments if s.text], language_code(_field(response, "language"))
 
-    def transcribe(self, wav_path: Path | str, workdir: Path | str) -> TranscriptResult:
-        """Split `wav_path` into chunks in `workdir`, transcribe them concurrently, stitch them."""
-        wav, workdir = Path(wav_path), Path(workdir)
-        # Each chunk is sent as soon as its cut is decided (the silence scan goes on behind
-        # it) and written only when a worker takes it, so at most `max_concurrency` copies
-        # of the audio exist at a time.
+    def _send(self, index: int, chunk: Chunk, slots: threading.Semaphore) -> tuple[list[Segment], str | None]:
+        try:
+            audio = wav_bytes(chunk.samples)
+            chunk.samples = None  # the encoded copy is all the upload needs
+            return self._upload(index, chunk, audio)
+        finally:
+            slots.release()
+
+    def transcribe(self, audio) -> TranscriptResult:
+        """Transcribe a recording (a seekable file object or path of any media PyAV reads, or
+        16 kHz mono float32 samples): chunks are cut, encoded and sent concurrently, then
+        stitched back together."""
+        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else decode_audio(audio)
+        # 16-bit mono: two bytes a sample, after the 44-byte WAV header.
+        max_seconds = (self.max_chunk_bytes - 44) / (2 * SAMPLE_RATE)
+        # Each chunk is sent as soon as its cut is decided, while decoding goes on behind it;
+        # a slot is taken before a chunk is cut, so at most `max_concurrency` chunks of audio
+        # are in memory (plus the one being filled), however long the recording.
+        slots = threading.Semaphore(self.max_concurrency)
         chunks: list[Chunk] = []
         futures: list[concurrent.futures.Future] = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             try:
-                for index, chunk in enumerate(iter_chunks(wav, self.max_chunk_bytes)):
+                pieces = iter_chunks(blocks, max_seconds)
+                while True:
+                    slots.acquire()
+                    if any(f.done() and f.exception() for f in futures):
+                        break  # a chunk failed for good: the result is lost, stop sending
+                    chunk = next(pieces, None)
+                    if chunk is None:
+                        break
                     chunks.append(chunk)
-                    futures.append(pool.submit(self._transcribe_chunk, wav, index, chunk, workdir))
+                    futures.append(pool.submit(self._send, len(chunks) - 1, chunk, slots))
                 results = [f.result() for f in futures]
             except BaseException:
                 for future in futures:
