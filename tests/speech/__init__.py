@@ -1,1 +1,1 @@
-"""Test speech: scripts with known commitments, rendered by espeak-ng."""
+"""Test speech: scripts with known commitments, rendered once by espeak-ng and committed."""
