@@ -17,8 +17,10 @@ $(STAMP): requirements.txt | $(BIN)/python
 
 install: $(STAMP)
 
+# .ci/setup installs (or names) the system packages the suite needs: chromium, PostgreSQL.
 # The test session starts and stops its own Redis, Postgres, S3 and SMTP stand-ins.
 test: install
+	bash .ci/setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: install
