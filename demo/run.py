@@ -4,7 +4,12 @@ A local stand-in plays Zoom (its API, OAuth and file host) and serves a short re
 coaching conversation; the real app, running on a local port, receives a correctly signed
 `recording.completed`, and a real RQ worker runs the pipeline: consent gate, encrypted
 storage, local Whisper transcription, the offline summary, the client's email and link. A
-second meeting, with a client who never consented, shows the refusal path."""
+second meeting, with a client who never consented, shows the refusal path. It ends with the
+client's session link and the coach's dashboard sign-in link.
+
+A re-run starts clean: an earlier run's data is removed first (see `demo.clean`), and a store
+holding anything but the demo's is left untouched and the demo declines to run. `--serve`
+serves the app at PUBLIC_BASE_URL, where the printed links point, with a worker beside it."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import secrets
 import threading
 import uuid as uuidlib
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
 from sqlmodel import select
@@ -39,10 +45,20 @@ def run_demo(base_rt, serve: bool = False) -> int:
     from tests.zoomhelpers import signed_headers
 
     import logging
-    for name in ("", "werkzeug", "rq.worker"):  # the narration below is the demo's output
+    for name in ("", "werkzeug", "rq.worker", "rq.scheduler"):  # the narration below is the demo's output
         logging.getLogger(name).setLevel(logging.WARNING)
     say("holdspace demo: Zoom recording → consent gate → encrypted vault")
     say("=" * 64)
+    public = urlparse(base_rt.settings.public_base_url)
+    try:
+        # With --serve the pages are served where the printed links point, so that address
+        # must be free before anything is stored.
+        server = make_server(public.hostname or "127.0.0.1", public.port or 80, None, threaded=True) \
+            if serve else make_server("127.0.0.1", 0, None, threaded=True)
+    except (OSError, SystemExit):  # werkzeug says why on stderr, then exits
+        say(f"cannot serve on {base_rt.settings.public_base_url}: is `make run` or another demo "
+            "serving there? Stop it, or set PUBLIC_BASE_URL to a free address.")
+        return 1
     stub = ZoomStub()
     stub.start()
     secret = secrets.token_hex(16)
@@ -51,15 +67,17 @@ def run_demo(base_rt, serve: bool = False) -> int:
         zoom_client_secret=stub.client_secret, zoom_api_base_url=stub.api_base_url,
         zoom_oauth_url=stub.oauth_url, zoom_download_hosts=("127.0.0.1",))
     app = create_app(settings)
+    server.app = app
     rt = app.extensions["holdspace"]
     migrate(rt.engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = settings.public_base_url if serve else f"http://127.0.0.1:{server.server_port}"
     say(f"app listening on {base}; Zoom stand-in on {stub.base_url}")
     say(f"database: {settings.database_url.split('///')[-1]}   vault: {settings.storage_url}")
     say(f"queue: {rt.redis_url}")
     try:
+        if not _start_clean(rt):
+            return 1
         coach_id = _ensure_people(rt)
         audio = (HERE / "session.m4a").read_bytes()
         say()
@@ -73,52 +91,87 @@ def run_demo(base_rt, serve: bool = False) -> int:
         files = [f for f in stub.requests_to("/files/")]
         say()
         say(f"Zoom's file host served {len(files)} download(s) in all: the refused recording was never fetched.")
-        outbox = settings.var_dir / "outbox"
-        say(f"Emails (the client's and the coach's) were written to the Maildir {outbox}.")
+        outbox = None if settings.smtp_url else rt.mailer.maildir
+        where = f"written to the Maildir {outbox}" if outbox else "sent by SMTP"
+        say(f"Emails (the client's and the coach's) were {where}.")
         with session_scope(rt.engine) as db:
             from models.audit import verify
             report = verify(db)
         say(f"Audit chain: {'intact' if report.ok else 'BROKEN'} ({report.checked} events).")
-        link = _client_link(outbox, CONSENTING[0])
+        link = _client_link(rt, stored_id)
         say()
         if link:
-            say(f"{CONSENTING[1]}'s session page: {link}")
-            if serve:
-                say("Serving it now; press Ctrl-C to stop.")
+            days = settings.link_ttl_seconds // 86400
+            say(f"{CONSENTING[1]}'s session page (the link in their email, valid {days} days):")
+            say(f"   {link}")
         else:
             say("No session email reached the client (see the states above).")
+        from portal.coach import LOGIN_TTL_SECONDS, login_link
+        say(f"{COACH[1]}'s dashboard, by a sign-in link that works once, within "
+            f"{LOGIN_TTL_SECONDS // 60} minutes:")
+        say(f"   {login_link(rt, coach_id)}")
+        say(f"   (later, ask for a fresh one at {settings.public_base_url}/coach/login with {COACH[0]};"
+            f" it is {where})")
         if serve:
-            server.shutdown()
-            _serve_until_interrupted(app, settings.public_base_url)
-        elif link:
-            say("Open it while `make run` is serving, or run `.venv/bin/flask --app app demo --serve`.")
+            say("Serving these pages, with a worker that delivers what they queue (sign-in emails, "
+                "fresh links); press Ctrl-C to stop.")
+            _work_until_stopped(rt)
+        else:
+            say("Open them while `make run` is serving (it reads the same settings and var/), or run "
+                "`.venv/bin/flask --app app demo --serve`, which runs the demo afresh and serves it.")
         return 0 if link else 1
     finally:
         server.shutdown()
         stub.stop()
 
 
-def _client_link(outbox: Path, email: str) -> str | None:
-    import mailbox
-    from email.policy import default
-    found = None
-    for key, msg in sorted(mailbox.Maildir(outbox, create=False).items(), key=lambda kv: kv[1].get_date()):
-        parsed = __import__("email").message_from_bytes(msg.as_bytes(), policy=default)
-        if email in str(parsed["To"]):
-            body = parsed.get_body(preferencelist=("plain",))
-            for word in (body.get_content() if body else "").split():
-                if "/s/" in word:
-                    found = word.strip()
-    return found
+def _start_clean(rt) -> bool:
+    """Remove an earlier demo run's data; refuse (False) when the store holds anything else."""
+    from demo.clean import remove_earlier_run, survey
+    found = survey(rt, COACH[0])
+    if not found.only_demo:
+        listed = ", ".join(f"{table}: {_n(n, 'row')}" for table, n in sorted(found.foreign.items()))
+        say()
+        say(f"This store already holds data that is not the demo's ({listed}); "
+            "the demo neither adds to it nor deletes any of it.")
+        say("Run it on a store of its own, e.g. `HOLDSPACE_VAR_DIR=/tmp/holdspace-demo make demo` "
+            "(with DATABASE_URL, REDIS_URL, STORAGE_URL and SMTP_URL unset).")
+        return False
+    if found.coach_id is None:
+        return True
+    removed = remove_earlier_run(rt, COACH[0], found.coach_id)
+    rows = found.demo_rows
+    say()
+    say(f"Starting clean: an earlier demo run left {_n(rows.get('client', 0), 'client')}, "
+        f"{_n(rows.get('coachingsession', 0), 'session')}, {_n(removed['vault objects'], 'vault object')}, "
+        f"{_n(removed['emails'], 'email')} and {_n(rows.get('auditevent', 0), 'audit event')} here; "
+        "all removed, so its links no longer open. The store held nothing else.")
+    return True
 
 
-def _serve_until_interrupted(app, base_url: str) -> None:
-    from urllib.parse import urlparse
-    url = urlparse(base_url)
-    try:
-        make_server(url.hostname or "127.0.0.1", url.port or 80, app, threaded=True).serve_forever()
-    except KeyboardInterrupt:
-        pass
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _client_link(rt, session_id: str) -> str | None:
+    """The session link from the email this run sent the client, if one was sent."""
+    from models import OutboundMessage
+    with session_scope(rt.engine) as db:
+        msg = db.exec(select(OutboundMessage).where(
+            OutboundMessage.idempotency_key == f"session-email:{session_id}",
+            OutboundMessage.status == "sent")).first()
+        body = msg.body if msg else ""
+    return next((word for word in body.split() if "/s/" in word), None)
+
+
+def _work_until_stopped(rt) -> None:
+    """An RQ worker in this thread until Ctrl-C or SIGTERM (RQ handles both: it finishes the
+    job in hand, then returns); the pages keep being served from the server's thread."""
+    from rq import SimpleWorker
+    # Jobs run in this process, like the demo's burst worker, and without RQ's scheduler: both
+    # would fork, and a child would hold the listening socket. A retry that comes due later
+    # waits for the next worker with a scheduler (`make run`'s).
+    SimpleWorker(rt.queues, connection=rt.redis).work(logging_level="WARNING")
 
 
 def _ensure_people(rt) -> str:
