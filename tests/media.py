@@ -28,26 +28,23 @@ def tone(seconds: float, rate: int = 44_100, *, hz: float = 440.0, channels: int
     return np.tile(mono, (channels, 1))
 
 
-def encode(samples: np.ndarray, rate: int, fmt: str = "m4a", *, faststart: bool = False,
-           video: bool = False) -> bytes:
+def encode(samples: np.ndarray, rate: int, fmt: str = "m4a", *, video: bool = False) -> bytes:
     """`samples` (float32, (channels, n)) encoded into `fmt`, all in memory.
 
-    MP4 and M4A keep their index (moov) at the end unless `faststart`, as cloud recordings
-    often do; `video` adds a small video stream before the audio, like a Zoom MP4.
+    MP4 and M4A keep their index (moov) at the end, as cloud recordings often do; `video`
+    adds a small video stream before the audio, like a Zoom MP4.
     """
     samples = np.atleast_2d(samples)
     buffer = io.BytesIO()
-    encode_blocks([samples], rate, buffer, fmt, faststart=faststart, video=video)
+    encode_blocks([samples], rate, buffer, fmt, video=video)
     return buffer.getvalue()
 
 
-def encode_blocks(blocks, rate: int, out_file, fmt: str = "m4a", *, faststart: bool = False,
-                  video: bool = False) -> None:
+def encode_blocks(blocks, rate: int, out_file, fmt: str = "m4a", *, video: bool = False) -> None:
     """Encode float32 blocks (each (channels, n)) into `out_file` (a path or binary file),
     one block at a time, so an hours-long recording never sits whole in memory."""
     container_format, codec, sample_format = FORMATS[fmt]
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(out_file, "w", format=container_format, options=options) as out:
+    with av.open(out_file, "w", format=container_format) as out:
         picture = None
         if video:
             picture = out.add_stream("mpeg4", rate=5)
