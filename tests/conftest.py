@@ -1,8 +1,10 @@
-"""Session-wide real services, started only when a test asks for them."""
+"""Session-wide real services, started only when a test asks for them; and, on request, a
+clock moved for the whole run (HOLDSPACE_TEST_CLOCK_SHIFT_DAYS)."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +15,66 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+# --- a moved clock for the whole run ------------------------------------------------------------
+
+# The suite must pass whatever today's date is: with this set (e.g. 365 or -365), every clock
+# read in this process (datetime, date, time.time) runs that many days away from the real one,
+# still ticking. Started when pytest is configured, so before collection and every fixture.
+# Processes the suite starts (Postgres, redis-server, a worker) and the times the kernel writes
+# on files keep the machine's clock; `machine_now` reads it.
+CLOCK_SHIFT_ENV = "HOLDSPACE_TEST_CLOCK_SHIFT_DAYS"
+_clock_key = pytest.StashKey()
+
+
+def clock_shift_days() -> int:
+    return int(os.environ.get(CLOCK_SHIFT_ENV) or 0)
+
+
+def pytest_configure(config):
+    days = clock_shift_days()
+    if days:
+        import time_machine
+        traveller = time_machine.travel(datetime.now(timezone.utc) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.stash[_clock_key] = traveller
+
+
+def pytest_unconfigure(config):
+    traveller = config.stash.get(_clock_key, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config):
+    if _clock_key in config.stash:
+        return f"clock moved {clock_shift_days():+d} days: now {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+
+
+@pytest.fixture
+def machine_now():
+    """The time on the machine's own clock, which processes the suite starts (a worker,
+    redis-server, Postgres) run on and a moved test clock leaves alone: a callable."""
+    from time_machine import escape_hatch
+
+    def now() -> datetime:
+        if escape_hatch.is_travelling():
+            return escape_hatch.datetime.datetime.now(timezone.utc)
+        return datetime.now(timezone.utc)
+    return now
+
+
+@pytest.fixture
+def on_machine_clock(machine_now):
+    """Runs the test on the machine's own clock even in a moved run: for tests that compare
+    the clock with times the kernel writes (file mtimes), which no test clock can move."""
+    from time_machine import escape_hatch, travel
+    if not escape_hatch.is_travelling():
+        yield
+        return
+    with travel(machine_now(), tick=True):
+        yield
 
 
 @pytest.fixture(scope="session")

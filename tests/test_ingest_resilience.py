@@ -14,7 +14,7 @@ import boto3
 from sqlmodel import func, select
 
 from tests.zoomhelpers import STORED_OR_LATER
-from models import Asset, CoachingSession, InboxEvent, utcnow
+from models import Asset, CoachingSession, InboxEvent
 from tests.services import RedisServer
 from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client, post_zoom
 from tests.zoomstub import ZoomStub, load_fixture, media_bytes, register_fixture_files
@@ -105,7 +105,7 @@ def test_redis_lost_mid_burst_then_swept(hs_factory, database_url, zoom_stub):
 
 
 def test_worker_killed_mid_download_resumes_without_duplicates(hs_factory, database_url,
-                                                               s3_server, s3_bucket):
+                                                               s3_server, s3_bucket, machine_now):
     stub = ZoomStub(slow_delay=0.05, slow_chunk=256 * 1024)
     stub.start()
     try:
@@ -130,7 +130,8 @@ def test_worker_killed_mid_download_resumes_without_duplicates(hs_factory, datab
         stub.set_file_mode("file-1-MP4", "ok")
         # RQ notices a dead worker's job once its heartbeat lapses; move the sweeper's clock there.
         # Then RQ retries the job after its retry interval; move the queue's clock there too.
-        inbox.sweep(hs.rt, now=utcnow() + timedelta(minutes=5))
+        # The heartbeat was the worker's, a process of its own, so count from its clock.
+        inbox.sweep(hs.rt, now=machine_now() + timedelta(minutes=5))
         hs.drain(advance=60)
 
         (session,) = counts(hs)[0]

@@ -38,8 +38,14 @@ def rows_of_client(hs, client_id: str) -> dict:
         }
 
 
-def test_retention_with_a_moved_clock(hs, zoom_stub, smtp_sink):
+def test_retention_with_a_moved_clock(hs, zoom_stub, smtp_sink, time_machine):
     from workers.erasure import apply_retention, verify_receipt
+    from tests.zoomstub import load_fixture
+    # The recording is delivered (and its links issued) on the day it was made, so the links'
+    # expiry and the retention limit count from the same day, whatever today's date is.
+    recorded, _ = load_fixture("recording_completed", zoom_stub.base_url)
+    made = datetime.fromisoformat(recorded["payload"]["object"]["start_time"])
+    time_machine.move_to(made + timedelta(hours=2), tick=True)
     payload, _ = delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
     with hs.db() as db:
         session = db.exec(select(CoachingSession)).one()

@@ -13,13 +13,16 @@ from workers.ingest import sweep_zoom_recordings
 from workers.runtime import current
 
 
-def sweep_inbox() -> dict:
-    """Every minute: queue inbox rows and messages whose job was lost or died."""
+def sweep_inbox(now=None) -> dict:
+    """Every minute: queue inbox rows and messages whose job was lost or died.
+
+    `now` (default: the clock) is the one moment all three staleness checks count back from."""
     rt = current()
-    requeued = inbox.sweep(rt)
-    stale = notify.pending_messages(rt, utcnow() - timedelta(seconds=rt.settings.sweep_stale_seconds))
+    now = now or utcnow()
+    requeued = inbox.sweep(rt, now=now)
+    stale = notify.pending_messages(rt, now - timedelta(seconds=rt.settings.sweep_stale_seconds))
     notify.dispatch(rt, stale)
-    erasures = resume_unfinished(rt, older_than_seconds=rt.settings.sweep_stale_seconds)
+    erasures = resume_unfinished(rt, older_than_seconds=rt.settings.sweep_stale_seconds, now=now)
     return {"inbox": len(requeued), "messages": len(stale), "erasures": len(erasures)}
 
 

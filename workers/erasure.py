@@ -276,9 +276,9 @@ def apply_retention(now=None) -> dict:
     return {"erasures": len(started), "links_purged": purged}
 
 
-def resume_unfinished(rt, older_than_seconds: float, enqueue: bool = True) -> list[str]:
+def resume_unfinished(rt, older_than_seconds: float, enqueue: bool = True, now=None) -> list[str]:
     """Finish deletions whose job was lost (Redis emptied, worker gone for good)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    cutoff = (now or utcnow()) - timedelta(seconds=older_than_seconds)
     with session_scope(rt.engine) as db:
         ids = list(db.exec(select(DeletionReceipt.id).where(DeletionReceipt.completed_at.is_(None),
                                                             DeletionReceipt.created_at <= cutoff)))

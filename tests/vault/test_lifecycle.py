@@ -232,7 +232,7 @@ def test_file_backend_permissions(tmp_path):
             assert mode == 0o700, parent
 
 
-def test_abort_incomplete_uploads_clears_a_writer_that_died(storage):
+def test_abort_incomplete_uploads_clears_a_writer_that_died(storage, on_machine_clock):
     """A writer stuck mid-upload stands in for one that was killed: its partial upload (S3
     multipart, or temp file) is found and discarded, and only for that object name."""
     vault = storage.vault
