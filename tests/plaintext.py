@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,11 @@ def plaintext_files(directories, found_in: list[bytes], *, skip=()) -> list[str]
                 if path.resolve() in skip or any(p in skip for p in path.resolve().parents):
                     continue
                 try:
+                    if not stat.S_ISREG(path.lstat().st_mode):
+                        continue  # a socket (the embedded Redis's), a pipe, a link
                     data = path.read_bytes()
-                except (FileNotFoundError, PermissionError, IsADirectoryError):
-                    continue
+                except OSError:
+                    continue  # gone while we looked
                 if data.startswith(_MAGIC) or data[4:8] == b"ftyp" or any(n in data for n in found_in):
                     hits.append(str(path))
     return hits

@@ -12,7 +12,7 @@ from sqlmodel import select
 from models import (Asset, ClientMemory, CoachInsight, CoachingSession, Summary, Transcript,
                     TranscriptPassage)
 from tests.portalhelpers import body_of, delivered_session, links_in, path_of
-from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client, post_zoom
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
 from tests.zoomstub import load_fixture, register_fixture_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,17 +67,6 @@ def test_without_summarise_there_is_a_transcript_but_no_summary(hs, zoom_stub, s
     assert only(hs, CoachingSession)[0].state == "delivered"
     assert len(only(hs, Transcript)) == 1
     assert only(hs, Summary) == [] and only(hs, CoachInsight) == [] and only(hs, ClientMemory) == []
-
-
-def audio_recording(zoom_stub, data: bytes) -> dict:
-    uuid = "pipeLineUUID000000000=="
-    zoom_stub.add_file("audio-1", data, "audio/mp4")
-    f = {"id": "audio-1", "meeting_id": uuid, "file_type": "M4A", "file_extension": "M4A",
-         "file_size": len(data), "download_url": zoom_stub.download_url_for("audio-1"),
-         "status": "completed", "recording_type": "audio_only"}
-    zoom_stub.add_meeting(7777, uuid, invitees=[CLIENT_EMAIL], files=[f])
-    return {"event": "recording.completed", "event_ts": 1, "download_token": zoom_stub.issue_download_token(),
-            "payload": {"object": zoom_stub.recordings_object(uuid)}}
 
 
 def test_local_whisper_end_to_end_leaves_nothing_decrypted(hs_factory, database_url, zoom_stub, smtp_sink):

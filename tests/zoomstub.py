@@ -550,17 +550,22 @@ class _Handler(StubHandler):
             return self._send(200, cut, ctype)
         if mode == "short_no_length":
             return self._send(200, data[:len(data) * 3 // 4], ctype, length=None)
+        # The download is counted just before its last byte goes out, so a client that has
+        # read the whole file always sees it counted (counting after would race the client).
         if mode == "slow":
-            self._send(200, b"", ctype, length=len(data))
-            for i in range(0, len(data), stub.slow_chunk):
-                self.wfile.write(data[i:i + stub.slow_chunk])
-                self.wfile.flush()
-                time.sleep(stub.slow_delay)
+            pieces = [data[i:i + stub.slow_chunk] for i in range(0, len(data), stub.slow_chunk)]
         else:
-            self._send(200, data, ctype)
-        self.wfile.flush()
-        with stub._lock:
-            f.downloads += 1
+            pieces = [data[:-1], data[-1:]]
+        pieces = [p for p in pieces if p] or [b""]
+        self._send(200, b"", ctype, length=len(data))
+        for index, piece in enumerate(pieces):
+            if index == len(pieces) - 1:
+                with stub._lock:
+                    f.downloads += 1
+            self.wfile.write(piece)
+            self.wfile.flush()
+            if mode == "slow":
+                time.sleep(stub.slow_delay)
 
 
 def _meeting_body(m: StubMeeting) -> dict:

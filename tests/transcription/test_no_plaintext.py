@@ -17,7 +17,7 @@ from sqlmodel import select
 from models import CoachingSession, Transcript
 from tests.media import encode, wav_file_bytes
 from tests.plaintext import needles, plaintext_files
-from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client, post_zoom
+from tests.zoomhelpers import audio_recording, coach_and_client, post_zoom
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def speech_m4a(speech, name: str = "session1") -> bytes:
     samples, rate = wav_file_bytes(speech[name].mixed)
     return encode(samples[None, :], rate, "m4a")  # the index at the end, as Zoom's often is
-
-
-def audio_recording(zoom_stub, data: bytes) -> dict:
-    uuid = "noPlainTextUUID0000000=="
-    zoom_stub.add_file("audio-1", data, "audio/mp4")
-    f = {"id": "audio-1", "meeting_id": uuid, "file_type": "M4A", "file_extension": "M4A",
-         "file_size": len(data), "download_url": zoom_stub.download_url_for("audio-1"),
-         "status": "completed", "recording_type": "audio_only"}
-    zoom_stub.add_meeting(8888, uuid, invitees=[CLIENT_EMAIL], files=[f])
-    return {"event": "recording.completed", "event_ts": 1, "download_token": zoom_stub.issue_download_token(),
-            "payload": {"object": zoom_stub.recordings_object(uuid)}}
 
 
 class FileWrites:
