@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 from slack_sdk.signature import SignatureVerifier
 
 from bot import commands
+from integrations.payloads import is_timestamp
 from models import queries as q
 from models.db import session_scope
 
@@ -23,6 +24,19 @@ def _reply(text: str):
     return jsonify({"response_type": "ephemeral", "text": text, "unfurl_links": False})
 
 
+# slack_sdk's verifier accepts a signed request for five minutes; each signature is
+# remembered that long, so a captured request cannot be played again inside the window.
+REPLAY_WINDOW_SECONDS = 5 * 60
+
+
+def _first_delivery(rt, signature: str) -> bool:
+    try:
+        return bool(rt.redis.set(f"slack:seen:{signature}", b"1", nx=True, ex=REPLAY_WINDOW_SECONDS))
+    except Exception as exc:  # noqa: BLE001 - Redis down: the command still answers
+        log.warning("Slack replay check skipped: %s", type(exc).__name__)
+        return True
+
+
 @bp.post("/slack/commands")
 def slash_command():
     rt = current_app.extensions["holdspace"]
@@ -31,8 +45,12 @@ def slash_command():
         return jsonify({"error": "Slack is not configured"}), 503
     body = request.get_data(cache=True)
     verifier = SignatureVerifier(secret)  # rejects timestamps more than 5 minutes off
-    if not verifier.is_valid_request(body, dict(request.headers)):
+    # slack_sdk calls int() on the timestamp: '²' or 5,000 digits would raise there.
+    if not is_timestamp(request.headers.get("X-Slack-Request-Timestamp")) or \
+            not verifier.is_valid_request(body, dict(request.headers)):
         return jsonify({"error": "signature check failed"}), 401
+    if not _first_delivery(rt, request.headers.get("X-Slack-Signature", "")):
+        return jsonify({"error": "this request was already received"}), 401
     form = request.form
     if form.get("command", "/holdspace") != "/holdspace" and not form.get("command", "").endswith("holdspace"):
         return jsonify({"error": "unknown command"}), 400

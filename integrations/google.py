@@ -34,6 +34,8 @@ from googleapiclient import discovery
 from googleapiclient import errors as api_errors
 from googleapiclient import http as api_http
 
+from integrations.payloads import PayloadError, load_json
+
 log = logging.getLogger(__name__)
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"   # signs Pub/Sub push tokens
@@ -136,6 +138,11 @@ class PushCertsUnavailable(PushAuthError):
 
 class PushFormatError(GoogleError):
     """A push body that is not a Pub/Sub envelope carrying a Workspace event."""
+
+
+class NotWorkspaceEvent(PushFormatError):
+    """A well-formed Pub/Sub push whose message is not a Workspace event (no ce-type): some
+    other publisher on the topic. It is acknowledged, or Pub/Sub would redeliver it for days."""
 
 
 class GoogleApiError(GoogleError):
@@ -414,9 +421,9 @@ def parse_push(body: bytes | str) -> PushMessage:
     one (not JSON, no message, no ce-type, data that is not base64 JSON, a handled event whose
     data names no well-formed resource)."""
     try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise PushFormatError("body is not JSON") from None
+        envelope = load_json(body)
+    except PayloadError as exc:
+        raise PushFormatError(str(exc)) from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         raise PushFormatError("body has no message")
     message = envelope["message"]
@@ -424,12 +431,12 @@ def parse_push(body: bytes | str) -> PushMessage:
     if not isinstance(attributes, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
         raise PushFormatError("message.attributes is not a map of strings")
-    ce_type = attributes.get("ce-type")
-    if not ce_type:
-        raise PushFormatError("message has no ce-type attribute")
     message_id = message.get("messageId") or message.get("message_id")
     if not isinstance(message_id, str) or not message_id:
         raise PushFormatError("message has no messageId")
+    ce_type = attributes.get("ce-type")
+    if not ce_type:
+        raise NotWorkspaceEvent(f"message {message_id[:64]} has no ce-type attribute")
     subscription = envelope.get("subscription")
     if subscription is not None and not isinstance(subscription, str):
         raise PushFormatError("subscription is not a string")
@@ -453,7 +460,7 @@ def _decode_data(raw) -> dict:
         raise PushFormatError("message.data is not a string")
     try:
         decoded = base64.b64decode(raw, validate=True)
-        data = json.loads(decoded)
+        data = load_json(decoded)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise PushFormatError("message.data is not base64 JSON") from None
     if not isinstance(data, dict):

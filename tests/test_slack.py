@@ -2,6 +2,7 @@
 errors, the signature and freshness checks, unknown users, the response_url path for slow
 commands, and notifications to the coach's DM."""
 
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -47,10 +48,15 @@ def with_slack_coach(hs, **kw):
 
 
 def slash(hs, text, user=COACH_SLACK, secret=SECRET, timestamp=None, response_url=None, slack=None):
+    # Slack gives every invocation its own trigger_id, so no two requests are the same bytes.
     body = urlencode({"command": "/holdspace", "text": text, "user_id": user, "team_id": "T1",
+                      "trigger_id": secrets.token_hex(8),
                       "response_url": response_url or (slack.response_url() if slack else "https://hooks.slack.com/x")}).encode()
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    sig = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return post_signed(hs, body, ts, SignatureVerifier(secret).generate_signature(timestamp=ts, body=body))
+
+
+def post_signed(hs, body: bytes, ts: str, sig: str):
     return hs.http.post("/slack/commands", data=body, content_type="application/x-www-form-urlencoded",
                         headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig})
 
@@ -69,6 +75,24 @@ def test_signature_and_freshness(hs, slack):
     body = b"command=%2Fholdspace&text=help&user_id=U0COACH1"
     assert hs.http.post("/slack/commands", data=body, content_type="application/x-www-form-urlencoded").status_code == 401
     assert "holdspace commands" in reply(slash(hs, "help"))
+
+
+@pytest.mark.parametrize("ts", ["\u00b2", "9" * 5000, "-1", "", "1e9", " 1700000000"])
+def test_odd_timestamps_are_401_not_500(hs, ts):
+    with_slack_coach(hs)
+    body = b"command=%2Fholdspace&text=help&user_id=U0COACH1"
+    assert post_signed(hs, body, ts, SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+                       ).status_code == 401
+
+
+def test_a_replayed_request_is_refused_inside_the_window(hs):
+    with_slack_coach(hs)
+    body = b"command=%2Fholdspace&text=clients&user_id=U0COACH1&trigger_id=t1"
+    ts = str(int(time.time()))
+    sig = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+    assert post_signed(hs, body, ts, sig).status_code == 200
+    replayed = post_signed(hs, body, ts, sig)
+    assert replayed.status_code == 401 and "already received" in replayed.get_json()["error"]
 
 
 def test_not_configured_is_503(hs_factory, database_url):

@@ -41,7 +41,8 @@ def test_url_validation_needs_a_valid_signature_too(hs):
     assert resp.status_code == 401
 
 
-@pytest.mark.parametrize("case", ["forged", "wrong_secret", "stale", "future", "missing", "garbled_ts"])
+@pytest.mark.parametrize("case", ["forged", "wrong_secret", "stale", "future", "missing", "garbled_ts",
+                                  "superscript_ts", "huge_ts", "spaced_ts"])
 def test_bad_signatures_are_401_and_record_nothing(hs, case):
     body = json.dumps(EVENT).encode()
     headers = signed_headers(body)
@@ -57,6 +58,12 @@ def test_bad_signatures_are_401_and_record_nothing(hs, case):
         headers = {"content-type": "application/json"}
     elif case == "garbled_ts":
         headers["x-zm-request-timestamp"] = "yesterday"
+    elif case == "superscript_ts":  # str.isdigit() says yes, int() says no
+        headers["x-zm-request-timestamp"] = "\u00b2"
+    elif case == "huge_ts":  # past int()'s 4,300-digit limit
+        headers["x-zm-request-timestamp"] = "9" * 5000
+    elif case == "spaced_ts":
+        headers["x-zm-request-timestamp"] = f" {int(time.time())} "
     resp = hs.http.post("/webhooks/zoom", data=body, headers=headers)
     assert resp.status_code == 401
     assert inbox_rows(hs) == []
@@ -84,6 +91,15 @@ def test_malformed_bodies_are_400(hs, body):
     resp = post_zoom(hs.http, body)
     assert resp.status_code == 400
     assert "error" in resp.get_json()
+    assert inbox_rows(hs) == []
+
+
+def test_deeply_nested_json_is_400_not_500(hs):
+    for body in (b'{"event": "recording.completed", "payload": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+                 json.dumps({**EVENT, "payload": {"object": {"uuid": "u", "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}}).encode()):
+        resp = post_zoom(hs.http, body)
+        assert resp.status_code == 400
+        assert "not JSON" in resp.get_json()["error"] or "nests deeper" in resp.get_json()["error"]
     assert inbox_rows(hs) == []
 
 

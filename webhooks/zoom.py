@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from integrations.payloads import PayloadError, is_timestamp, load_json
 from workers import inbox
 from workers.ingest import zoom_dedupe_key
 
@@ -32,7 +32,7 @@ def signature_ok(secret: str, headers, body: bytes, window_seconds: int, now: fl
     comes from the inbox's dedupe key, not from the window."""
     timestamp = headers.get("x-zm-request-timestamp", "")
     given = headers.get("x-zm-signature", "")
-    if not timestamp.isdigit() or not given:
+    if not is_timestamp(timestamp) or not given:
         return False
     if abs(now - int(timestamp)) > window_seconds:
         return False
@@ -66,9 +66,9 @@ def receive():
                         time.time()):
         return _bad(401, "signature check failed")
     try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _bad(400, "body is not JSON")
+        message = load_json(body)
+    except PayloadError as exc:
+        return _bad(400, str(exc))
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
         return _bad(400, "body has no event")
     event = message["event"]
