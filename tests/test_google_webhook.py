@@ -181,7 +181,6 @@ def test_auth_is_checked_before_the_body_is_read(hs):
 
 @pytest.mark.parametrize("body", [
     b"{not json", b"[1,2]", b"\xff\xfe", b'{"subscription": "x"}', b'{"message": "x"}',
-    b'{"message": {"messageId": "1", "attributes": {}}}',
     b'{"message": {"messageId": "1", "attributes": {"ce-type": 7}}}',
     b'{"message": {"attributes": {"ce-type": "google.workspace.meet.recording.v2.fileGenerated"}}}',
     b'{"message": {"messageId": "1", "data": "%%%not base64%%%", "attributes": {"ce-type": "google.workspace.meet.recording.v2.fileGenerated"}}}',
@@ -191,6 +190,31 @@ def test_auth_is_checked_before_the_body_is_read(hs):
 def test_malformed_envelopes_are_400(hs, stub, body):
     resp = post(hs, body, stub.push_headers())
     assert resp.status_code == 400
+    assert inbox_rows(hs) == []
+
+
+@pytest.mark.parametrize("message", [
+    {"messageId": "1", "attributes": {}},
+    {"messageId": "2", "data": "aGVsbG8=", "attributes": {"origin": "billing-export"}},
+    {"messageId": "3", "data": "e30="},
+])
+def test_a_pub_sub_message_that_is_not_a_workspace_event_is_acknowledged(hs, stub, message, caplog):
+    # Another publisher on the topic: a 4xx would make Pub/Sub redeliver it for days.
+    caplog.set_level("INFO", logger="webhooks.google")
+    resp = post(hs, json.dumps({"message": message, "subscription": "projects/p/subscriptions/s"}).encode(),
+                stub.push_headers())
+    assert resp.status_code == 204
+    assert inbox_rows(hs) == [] and queued(hs) == []
+    assert "not a Workspace event" in caplog.text
+
+
+def test_deeply_nested_data_is_400_not_500(hs, stub):
+    deep = "[" * 100_000 + "]" * 100_000
+    data = base64.b64encode(json.dumps({"recording": {"name": RECORDING}})[:-1].encode() + b', "x": ' + deep.encode() + b"}").decode()
+    body = json.dumps({"message": {"messageId": "9", "data": data,
+                                   "attributes": {"ce-type": google.RECORDING_GENERATED}}}).encode()
+    assert post(hs, body, stub.push_headers()).status_code == 400
+    assert post(hs, b'{"message": ' * 50_000 + b"1" + b"}" * 50_000, stub.push_headers()).status_code == 400
     assert inbox_rows(hs) == []
 
 

@@ -41,6 +41,9 @@ def receive():
     body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH answers 413 before this
     try:
         message = google.parse_push(body)
+    except google.NotWorkspaceEvent as exc:
+        log.info("Pub/Sub message acknowledged, not a Workspace event: %s", exc)
+        return "", 204
     except google.PushFormatError as exc:
         return _bad(400, str(exc))
 
