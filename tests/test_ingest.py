@@ -1,6 +1,8 @@
 """Each Zoom fixture through the real endpoint and a real RQ worker: the session's state, what
 the vault holds (decrypting to the source bytes), and the inbox and audit rows."""
 
+import json
+
 import pytest
 from sqlmodel import select
 
@@ -227,3 +229,26 @@ def test_unknown_host_is_ignored_and_audited(hs, zoom_stub):
     assert sessions(hs) == [] and inbox(hs)[0].status == "ignored"
     assert "inbox.ignored" in actions(hs)
     assert all(zoom_stub.file_downloads(i) == 0 for i in files_by_id(payload))
+
+
+@pytest.mark.parametrize("consent, outcome", [("written", "done"), (None, "refused")])
+def test_the_inbox_keeps_no_secret_whatever_the_outcome(hs, zoom_stub, consent, outcome):
+    # Zoom documents passcode + share_url as enough to play a recording; the download token
+    # fetches it. None of them may stay in the database once the event is processed.
+    coach_and_client(hs, consent=consent)
+    payload, _ = load_fixture("recording_completed", zoom_stub.base_url)
+    register_fixture_files(zoom_stub, payload)
+    obj = payload["payload"]["object"]
+    obj.update(password="Xy7!pass", recording_play_passcode="pLaYpAsScOdE123")
+    obj["recording_files"][0]["share_url"] = "https://example.zoom.us/rec/share/file-only"
+    assert post_zoom(hs.http, payload).status_code == 200
+    with hs.db() as db:
+        (received,) = db.exec(select(InboxEvent)).all()
+    assert received.payload["download_token"]  # kept only until the event is processed
+    hs.drain()
+    (row,) = inbox(hs)
+    assert row.status == outcome
+    stored = json.dumps(row.payload)
+    for secret in ("Xy7!pass", "pLaYpAsScOdE123", "/rec/share/", payload["download_token"]):
+        assert secret not in stored
+    assert row.payload["payload"]["object"]["uuid"] == obj["uuid"]  # the rest is kept

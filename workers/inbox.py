@@ -21,11 +21,28 @@ log = logging.getLogger(__name__)
 PENDING = ("received", "processing")
 
 
+# What lets anyone play or join a meeting's recording: Zoom documents passcode + share_url as
+# enough to play it. holdspace never needs them, so they are never stored.
+NEVER_STORED = frozenset({"password", "recording_play_passcode", "share_url"})
+
+
+def without_secrets(value, drop=NEVER_STORED):
+    """`value` (a decoded JSON payload) less every member named in `drop`, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_secrets(v, drop) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [without_secrets(v, drop) for v in value]
+    return value
+
+
 def accept(rt, platform: str, event: str, dedupe_key: str, payload: dict,
            source: str = "webhook") -> int | None:
     """Record a delivery once: the new row's id, or None when the key was seen before.
 
-    One INSERT ... ON CONFLICT DO NOTHING, so a repeat costs one short write and no error path."""
+    One INSERT ... ON CONFLICT DO NOTHING, so a repeat costs one short write and no error path.
+    Passcodes and share links are dropped first; the download token stays only until the
+    event has been processed."""
+    payload = without_secrets(payload)
     insert = pg_insert if rt.engine.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     stmt = (insert(InboxEvent)

@@ -122,8 +122,9 @@ def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str |
         ev = db.get(InboxEvent, inbox_id)
         ev.status, ev.error, ev.updated_at = status, error, utcnow()
         ev.session_id = session_id or ev.session_id
-        # The download token is a credential: once the work is done it has no reason to stay.
-        if status != "failed" and isinstance(ev.payload, dict) and ev.payload.get("download_token"):
+        # The download token is a credential: once the event is processed, whatever the
+        # outcome, it has no reason to stay (a retry downloads with the API token).
+        if isinstance(ev.payload, dict) and ev.payload.get("download_token"):
             ev.payload = {**ev.payload, "download_token": None}
 
 
