@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from config import Settings
+from config import Settings, SettingsError
 from workers.runtime import Runtime, install
 
 
@@ -18,7 +18,11 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
     if isinstance(test_config, Settings):
         settings = test_config
     else:
-        settings = Settings.from_env(**(test_config or {}))
+        try:
+            settings = Settings.from_env(**(test_config or {}))
+        except SettingsError as exc:
+            # One line at start (web, CLI and worker alike), not a job failing hours later.
+            raise SystemExit(f"holdspace: {exc}") from None
     runtime = install(Runtime(settings))
 
     app = Flask(__name__)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
 
@@ -23,138 +27,170 @@ def _secret_file(path: Path, make) -> str:
     return path.read_text().strip()
 
 
-def _int(env, name, default):
-    raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
+class SettingsError(ValueError):
+    """A setting that cannot work; the message is one line naming the variable."""
 
 
-def _list(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    if not raw:
-        return default
-    return tuple(h.strip() for h in raw.split(",") if h.strip())
+def _env(name: str, default=None, **constraints):
+    return Field(default, validation_alias=name, **constraints)
 
 
-@dataclass(frozen=True)
-class Settings:
-    var_dir: Path
-    secret_key: str
-    public_base_url: str
-    database_url: str
-    redis_url: str | None            # None: the embedded Redis under var/
-    storage_url: str
-    s3_endpoint_url: str | None
-    vault_master_key: str | None     # None with no KMS: generated into var/master_key by the vault
-    kms_key_id: str | None
-    zoom_webhook_secret: str | None
-    zoom_account_id: str | None
-    zoom_client_id: str | None
-    zoom_client_secret: str | None
-    zoom_api_base_url: str
-    zoom_oauth_url: str
-    zoom_download_hosts: tuple[str, ...]
-    smtp_url: str | None             # None: a Maildir under var/outbox
-    mail_from: str
-    link_ttl_seconds: int
-    slack_signing_secret: str | None
-    slack_bot_token: str | None
-    slack_api_base_url: str
-    google_pubsub_audience: str | None
-    google_pubsub_service_account: str | None
-    google_certs_url: str | None
-    google_api_base_url: str | None
-    google_client_id: str | None
-    google_client_secret: str | None
-    google_oauth_auth_url: str
-    google_oauth_token_url: str
-    google_pubsub_topic: str | None
-    google_service_account_file: str | None
-    google_subscription_ttl_seconds: int
-    transcribe_engine: str
-    whisper_model: str | None
-    summary_engine: str
-    openai_api_key: str | None
-    openai_base_url: str | None
-    openai_transcribe_model: str
-    openai_summary_model: str
+def _check_storage_url(value: str) -> str:
+    url = urlparse(value)
+    if url.scheme == "s3" and url.netloc:
+        return value
+    if url.scheme == "file" and url.netloc in ("", "localhost") and os.path.isabs(url.path):
+        return value
+    raise ValueError("must be s3://bucket/prefix or file:///absolute/path")
+
+
+# Values never repeated in an error message.
+_SECRET_VARIABLES = {"SECRET_KEY", "VAULT_MASTER_KEY", "ZOOM_WEBHOOK_SECRET", "ZOOM_CLIENT_SECRET",
+                     "GOOGLE_CLIENT_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",
+                     "OPENAI_API_KEY", "SMTP_URL", "DATABASE_URL", "REDIS_URL"}
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment once (pydantic-settings) and checked then, so
+    a value that cannot work stops the app, the CLI or the worker at start with one line."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True,
+                                      env_ignore_empty=True, populate_by_name=True)
+
+    var_dir: Path = _env("HOLDSPACE_VAR_DIR")
+    secret_key: str = _env("SECRET_KEY")
+    public_base_url: str = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000", pattern=r"^https?://[^\s/]+")
+    database_url: str = _env("DATABASE_URL")
+    redis_url: str | None = _env("REDIS_URL")            # None: the embedded Redis under var/
+    storage_url: str = _env("STORAGE_URL")
+    s3_endpoint_url: str | None = _env("S3_ENDPOINT_URL")
+    vault_master_key: str | None = _env("VAULT_MASTER_KEY")  # None with no KMS: generated into var/
+    kms_key_id: str | None = _env("KMS_KEY_ID")
+    zoom_webhook_secret: str | None = _env("ZOOM_WEBHOOK_SECRET")
+    zoom_account_id: str | None = _env("ZOOM_ACCOUNT_ID")
+    zoom_client_id: str | None = _env("ZOOM_CLIENT_ID")
+    zoom_client_secret: str | None = _env("ZOOM_CLIENT_SECRET")
+    zoom_api_base_url: str = _env("ZOOM_API_BASE_URL", "https://api.zoom.us/v2")
+    zoom_oauth_url: str = _env("ZOOM_OAUTH_URL", "https://zoom.us/oauth/token")
+    # A comma-separated list, not JSON (NoDecode: the validator below splits it).
+    zoom_download_hosts: Annotated[tuple[str, ...], NoDecode] = _env("ZOOM_DOWNLOAD_HOSTS", ("zoom.us", "*.zoom.us"))
+    smtp_url: str | None = _env("SMTP_URL")              # None: a Maildir under var/outbox
+    mail_from: str = _env("MAIL_FROM", "holdspace@localhost")
+    link_ttl_seconds: int = _env("LINK_TTL_SECONDS", 604800, ge=60)
+    slack_signing_secret: str | None = _env("SLACK_SIGNING_SECRET")
+    slack_bot_token: str | None = _env("SLACK_BOT_TOKEN")
+    slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+    google_pubsub_audience: str | None = _env("GOOGLE_PUBSUB_AUDIENCE")
+    google_pubsub_service_account: str | None = _env("GOOGLE_PUBSUB_SERVICE_ACCOUNT")
+    google_certs_url: str | None = _env("GOOGLE_CERTS_URL")
+    google_api_base_url: str | None = _env("GOOGLE_API_BASE_URL")
+    google_client_id: str | None = _env("GOOGLE_CLIENT_ID")
+    google_client_secret: str | None = _env("GOOGLE_CLIENT_SECRET")
+    google_oauth_auth_url: str = _env("GOOGLE_OAUTH_AUTH_URL", "https://accounts.google.com/o/oauth2/auth")
+    google_oauth_token_url: str = _env("GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token")
+    google_pubsub_topic: str | None = _env("GOOGLE_PUBSUB_TOPIC")
+    google_service_account_file: str | None = _env("GOOGLE_SERVICE_ACCOUNT_FILE")
+    google_subscription_ttl_seconds: int = _env("GOOGLE_SUBSCRIPTION_TTL_SECONDS", 604800, ge=60)
+    transcribe_engine: str = _env("TRANSCRIBE_ENGINE", "auto")
+    whisper_model: str | None = _env("WHISPER_MODEL")
+    summary_engine: str = _env("SUMMARY_ENGINE", "auto")
+    openai_api_key: str | None = _env("OPENAI_API_KEY")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL")
+    openai_transcribe_model: str = _env("OPENAI_TRANSCRIBE_MODEL", "whisper-1")
+    openai_summary_model: str = _env("OPENAI_SUMMARY_MODEL", "gpt-4o-mini")
     # Operational settings beyond the contract's list.
-    zoom_signature_window_seconds: int = 300
+    zoom_signature_window_seconds: int = _env("ZOOM_SIGNATURE_WINDOW_SECONDS", 300, ge=1)
     max_webhook_bytes: int = 1 << 20
-    reconcile_min_delay_seconds: int = 900
+    reconcile_min_delay_seconds: int = _env("RECONCILE_MIN_DELAY_SECONDS", 900, ge=0)
     # Zoom needs about twice the meeting's length to process a recording.
-    reconcile_duration_factor: float = 2.0
+    reconcile_duration_factor: float = _env("RECONCILE_DURATION_FACTOR", 2.0, ge=0)
     reconcile_max_attempts: int = 6
-    sweep_stale_seconds: int = 120
-    download_attempts: int = 4
-    briefing_lead_minutes: int = 60
+    sweep_stale_seconds: int = _env("SWEEP_STALE_SECONDS", 120, ge=0)
+    download_attempts: int = _env("DOWNLOAD_ATTEMPTS", 4, ge=1, le=20)
+    briefing_lead_minutes: int = _env("BRIEFING_LEAD_MINUTES", 60, ge=0)
     # After a Meet conference ends, how long to wait for its recording before telling the coach.
-    meet_artifact_wait_seconds: int = 3600
+    meet_artifact_wait_seconds: int = _env("MEET_ARTIFACT_WAIT_SECONDS", 3600, ge=0)
     # How long transcription waits for Zoom's own transcript before making one itself.
-    platform_transcript_wait_seconds: int = 7200
-    download_backoff_seconds: float = 2.0
-    extra: dict = field(default_factory=dict)
+    platform_transcript_wait_seconds: int = _env("PLATFORM_TRANSCRIPT_WAIT_SECONDS", 7200, ge=0)
+    download_backoff_seconds: float = _env("DOWNLOAD_BACKOFF_SECONDS", 2.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings)  # the environment only: no .env or secrets files
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_defaults(cls, data):
+        """What `make demo` runs on with nothing configured, all under HOLDSPACE_VAR_DIR."""
+        data = {k: v for k, v in dict(data).items() if v not in (None, "")}
+        var_dir = Path(data.get("HOLDSPACE_VAR_DIR") or data.get("var_dir") or ROOT / "var").resolve()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        data["HOLDSPACE_VAR_DIR"] = var_dir
+        data.pop("var_dir", None)
+        if not (data.get("SECRET_KEY") or data.get("secret_key")):
+            data["SECRET_KEY"] = _secret_file(var_dir / "secret_key", lambda: secrets.token_urlsafe(48))
+        if not (data.get("DATABASE_URL") or data.get("database_url")):
+            data["DATABASE_URL"] = f"sqlite:///{var_dir / 'holdspace.db'}"
+        if not (data.get("STORAGE_URL") or data.get("storage_url")):
+            data["STORAGE_URL"] = f"file://{var_dir / 'vault'}"
+        return data
+
+    @field_validator("zoom_download_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value):
+        if isinstance(value, str):
+            return tuple(h.strip() for h in value.split(",") if h.strip())
+        return value
+
+    @field_validator("public_base_url", "zoom_api_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("slack_api_base_url")
+    @classmethod
+    def _one_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/") + "/"
+
+    @field_validator("transcribe_engine", "summary_engine")
+    @classmethod
+    def _known_engine(cls, value: str, info) -> str:
+        # The engines' own modules own their lists of settings.
+        if info.field_name == "transcribe_engine":
+            from workers.transcription.engines import SETTINGS
+        else:
+            from workers.summaries import SETTINGS
+        choice = value.strip().lower()
+        if choice not in SETTINGS:
+            raise ValueError(f"must be one of {', '.join(SETTINGS)}")
+        return choice
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        return _check_storage_url(value)
+
+    @field_validator("vault_master_key")
+    @classmethod
+    def _master_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            from vault.keys import check_master_key
+            check_master_key(value)
+        return value
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        var_dir = Path(env.get("HOLDSPACE_VAR_DIR") or ROOT / "var").resolve()
-        var_dir.mkdir(parents=True, exist_ok=True)
-        secret_key = env.get("SECRET_KEY") or _secret_file(
-            var_dir / "secret_key", lambda: secrets.token_urlsafe(48))
-        settings = cls(
-            var_dir=var_dir,
-            secret_key=secret_key,
-            public_base_url=(env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'holdspace.db'}",
-            redis_url=env.get("REDIS_URL") or None,
-            storage_url=env.get("STORAGE_URL") or f"file://{var_dir / 'vault'}",
-            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
-            vault_master_key=env.get("VAULT_MASTER_KEY") or None,
-            kms_key_id=env.get("KMS_KEY_ID") or None,
-            zoom_webhook_secret=env.get("ZOOM_WEBHOOK_SECRET") or None,
-            zoom_account_id=env.get("ZOOM_ACCOUNT_ID") or None,
-            zoom_client_id=env.get("ZOOM_CLIENT_ID") or None,
-            zoom_client_secret=env.get("ZOOM_CLIENT_SECRET") or None,
-            zoom_api_base_url=(env.get("ZOOM_API_BASE_URL") or "https://api.zoom.us/v2").rstrip("/"),
-            zoom_oauth_url=env.get("ZOOM_OAUTH_URL") or "https://zoom.us/oauth/token",
-            zoom_download_hosts=_list(env.get("ZOOM_DOWNLOAD_HOSTS"), ("zoom.us", "*.zoom.us")),
-            smtp_url=env.get("SMTP_URL") or None,
-            mail_from=env.get("MAIL_FROM") or "holdspace@localhost",
-            link_ttl_seconds=_int(env, "LINK_TTL_SECONDS", 604800),
-            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
-            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
-            slack_api_base_url=(env.get("SLACK_API_BASE_URL") or "https://slack.com/api").rstrip("/") + "/",
-            google_pubsub_audience=env.get("GOOGLE_PUBSUB_AUDIENCE") or None,
-            google_pubsub_service_account=env.get("GOOGLE_PUBSUB_SERVICE_ACCOUNT") or None,
-            google_certs_url=env.get("GOOGLE_CERTS_URL") or None,
-            google_api_base_url=env.get("GOOGLE_API_BASE_URL") or None,
-            google_client_id=env.get("GOOGLE_CLIENT_ID") or None,
-            google_client_secret=env.get("GOOGLE_CLIENT_SECRET") or None,
-            google_oauth_auth_url=env.get("GOOGLE_OAUTH_AUTH_URL") or "https://accounts.google.com/o/oauth2/auth",
-            google_oauth_token_url=env.get("GOOGLE_OAUTH_TOKEN_URL") or "https://oauth2.googleapis.com/token",
-            google_pubsub_topic=env.get("GOOGLE_PUBSUB_TOPIC") or None,
-            google_service_account_file=env.get("GOOGLE_SERVICE_ACCOUNT_FILE") or None,
-            google_subscription_ttl_seconds=_int(env, "GOOGLE_SUBSCRIPTION_TTL_SECONDS", 604800),
-            transcribe_engine=env.get("TRANSCRIBE_ENGINE") or "auto",
-            whisper_model=env.get("WHISPER_MODEL") or None,
-            summary_engine=env.get("SUMMARY_ENGINE") or "auto",
-            openai_api_key=env.get("OPENAI_API_KEY") or None,
-            openai_base_url=env.get("OPENAI_BASE_URL") or None,
-            openai_transcribe_model=env.get("OPENAI_TRANSCRIBE_MODEL") or "whisper-1",
-            openai_summary_model=env.get("OPENAI_SUMMARY_MODEL") or "gpt-4o-mini",
-            zoom_signature_window_seconds=_int(env, "ZOOM_SIGNATURE_WINDOW_SECONDS", 300),
-            reconcile_min_delay_seconds=_int(env, "RECONCILE_MIN_DELAY_SECONDS", 900),
-            reconcile_duration_factor=float(env.get("RECONCILE_DURATION_FACTOR") or 2.0),
-            sweep_stale_seconds=_int(env, "SWEEP_STALE_SECONDS", 120),
-            download_attempts=_int(env, "DOWNLOAD_ATTEMPTS", 4),
-            briefing_lead_minutes=_int(env, "BRIEFING_LEAD_MINUTES", 60),
-            meet_artifact_wait_seconds=_int(env, "MEET_ARTIFACT_WAIT_SECONDS", 3600),
-            platform_transcript_wait_seconds=_int(env, "PLATFORM_TRANSCRIPT_WAIT_SECONDS", 7200),
-            download_backoff_seconds=float(env.get("DOWNLOAD_BACKOFF_SECONDS") or 2.0),
-        )
-        return replace(settings, **overrides) if overrides else settings
+        """The settings in `env` (default: the process environment); SettingsError, one line
+        naming the variable, for a value that cannot work."""
+        try:
+            settings = cls() if env is None else cls.model_validate(dict(env))
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+        return settings.model_copy(update=overrides) if overrides else settings
 
     def with_overrides(self, **overrides) -> "Settings":
-        return replace(self, **overrides)
+        return self.model_copy(update=overrides)
 
     @property
     def google_oauth_configured(self) -> bool:
@@ -165,13 +201,26 @@ class Settings:
         """A key or a base URL: a self-hosted OpenAI-compatible server may need no key."""
         return bool(self.openai_api_key or self.openai_base_url)
 
+    def __str__(self) -> str:
+        return repr(self)  # pydantic's own str would print the secrets
+
     def __repr__(self) -> str:
         # Secrets stay out of reprs, tracebacks and logs.
         hidden = {"secret_key", "vault_master_key", "zoom_webhook_secret", "zoom_client_secret",
                   "google_client_secret",
                   "slack_signing_secret", "slack_bot_token", "openai_api_key", "smtp_url",
                   "database_url", "redis_url"}
-        parts = [f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
-                 for f in fields(self)]
+        parts = [f"{name}={'***' if name in hidden and getattr(self, name) else getattr(self, name)!r}"
+                 for name in type(self).model_fields]
         return f"Settings({', '.join(parts)})"
 
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        shown = "" if name in _SECRET_VARIABLES else f" (got {str(error.get('input'))[:60]!r})"
+        problems.append(f"{name}: {message}{shown}")
+    return "bad settings: " + "; ".join(problems)

@@ -152,6 +152,14 @@ def load_master_key(master_key_b64: str | None, kms_key_id: str | None, var_dir:
     return LocalMasterKey(_default_key_file(Path(var_dir)))
 
 
+def check_master_key(text: str) -> None:
+    """ValueError (naming no part of the key) unless `text` is base64 of a 32-byte key."""
+    try:
+        _decode_key(text, "the key")
+    except VaultError as exc:
+        raise ValueError(str(exc).replace("the key ", "", 1)) from None
+
+
 def _decode_key(text: str, where: str) -> bytes:
     try:
         key = base64.b64decode(text.strip(), validate=True)
