@@ -34,6 +34,8 @@ class SessionState(str, enum.Enum):
     delivered = "delivered"
     unmatched = "unmatched"
     refused_no_consent = "refused_no_consent"
+    # A recording event whose files held nothing holdspace keeps (the coach is told what came).
+    nothing_to_keep = "nothing_to_keep"
     failed = "failed"
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlmodel import select
 
 from models import Asset, AuditEvent, CoachingSession, InboxEvent
+from tests.portalhelpers import body_of
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, STORED_OR_LATER, coach_and_client, post_zoom
 from tests.zoomstub import load_fixture, register_fixture_files
 
@@ -252,3 +253,33 @@ def test_the_inbox_keeps_no_secret_whatever_the_outcome(hs, zoom_stub, consent, 
     for secret in ("Xy7!pass", "pLaYpAsScOdE123", "/rec/share/", payload["download_token"]):
         assert secret not in stored
     assert row.payload["payload"]["object"]["uuid"] == obj["uuid"]  # the rest is kept
+
+
+def test_files_without_a_status_are_judged_by_what_they_are(hs, zoom_stub):
+    # Some real deliveries leave `status` out of every file; they are finished files all the same.
+    coach_and_client(hs)
+    payload = deliver(hs, zoom_stub, "recording_completed_no_status")
+    assert not any("status" in f for f in payload["payload"]["object"]["recording_files"])
+    assert_stored_exactly(hs, zoom_stub, payload, ["video", "audio", "transcript", "chat"])
+
+
+def test_a_transcript_the_client_did_not_consent_to_leaves_nothing_to_keep(hs, zoom_stub, smtp_sink):
+    # meeting.ended, then recording.transcript_completed, for a client who consented to being
+    # recorded but not transcribed: nothing may be kept, nothing delivered, and the coach told.
+    coach_and_client(hs, scopes="record")
+    transcript, _ = load_fixture("recording_transcript_completed", zoom_stub.base_url)
+    ended, _ = load_fixture("meeting_ended", zoom_stub.base_url)
+    ended["payload"]["object"]["uuid"] = transcript["payload"]["object"]["uuid"]
+    assert post_zoom(hs.http, ended).status_code == 200
+    hs.drain()
+    register_fixture_files(zoom_stub, transcript)
+    assert post_zoom(hs.http, transcript).status_code == 200
+    hs.drain()
+    (session,) = sessions(hs)
+    assert session.state == "nothing_to_keep"
+    assert "Zoom sent transcript" in session.error
+    assert assets(hs) == [] and zoom_stub.requests_to("/files/") == []
+    assert smtp_sink.to(CLIENT_EMAIL) == []
+    (told,) = [m for m in smtp_sink.to(COACH_EMAIL) if "nothing to keep" in m["Subject"]]
+    assert "Zoom sent transcript" in body_of(told)
+    assert "session.nothing_to_keep" in actions(hs)

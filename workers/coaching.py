@@ -16,6 +16,7 @@ from models.db import session_scope
 from models.search import search_passages
 from workers import consent as consents
 from workers import links, notify
+from workers.sessions import move, usable_assets
 from workers.delivery import request_consent
 
 
@@ -131,7 +132,8 @@ def assign(rt, coach_id: str, session_id: str, email: str, *, actor: str) -> str
         if session.state != SessionState.unmatched.value:
             raise CoachError(f"Session {session.id} is {session.state.replace('_', ' ')}, not waiting for a client.")
         client = _client(db, coach_id, email)
-        session.client_id, session.state, session.error = client.id, SessionState.received.value, None
+        session.client_id = client.id
+        move(db, session, SessionState.received)
         if session.platform_meeting_id and not q.mapped_client(db, coach_id, session.platform, session.platform_meeting_id):
             db.add(MeetingMapping(coach_id=coach_id, client_id=client.id, platform=session.platform,
                                   meeting_id=session.platform_meeting_id))
@@ -250,10 +252,9 @@ def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
             row.status, row.error, row.updated_at = "received", None, utcnow()
         # A recording already in the vault resumes at transcription; otherwise the download
         # is tried again from the inbox.
-        resume_pipeline = not rows and bool(q.assets_of_session(db, coach_id, session.id))
+        resume_pipeline = not rows and bool(usable_assets(db, session))
         if session.state == SessionState.failed.value:
-            session.state = SessionState.stored.value if resume_pipeline else SessionState.received.value
-            session.error = None
+            move(db, session, SessionState.stored if resume_pipeline else SessionState.received)
         audit.record(db, actor, "session.retried", f"session:{session.id}", coach_id=coach_id)
         ids = [r.id for r in rows]
     for inbox_id in ids:

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from models import CoachingSession, SessionState, Summary, audit, utcnow
 from models import queries as q
 from models.db import session_scope
-from workers import links, notify
+from workers import links, notify, sessions
 from workers.runtime import current
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "emails"),
@@ -85,8 +85,7 @@ def deliver_session(session_id: str) -> str:
 
 
 def _delivered(db: Session, session: CoachingSession) -> None:
-    if session.state != SessionState.delivered.value:
-        session.state, session.error, session.updated_at = SessionState.delivered.value, None, utcnow()
+    if sessions.move(db, session, SessionState.delivered):
         audit.record(db, "system", "session.delivered", f"session:{session.id}", coach_id=session.coach_id)
 
 

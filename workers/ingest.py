@@ -15,15 +15,13 @@ from integrations.zoom import DownloadError
 from models import Asset, CoachingSession, InboxEvent, SessionState, audit, utcnow
 from models import queries as q
 from models.db import session_scope
-from workers import notify
+from workers import notify, sessions
+from workers.sessions import HAVE_RECORDING
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
 # Sessions in these states have their recording; later events may only add missing files.
-HAVE_RECORDING = {SessionState.stored.value, SessionState.transcribing.value,
-                  SessionState.summarising.value, SessionState.delivered.value}
-
 
 @dataclass(frozen=True)
 class PlatformFile:
@@ -49,19 +47,25 @@ _ZOOM_KINDS = {
 }
 
 
+def _finished(f: dict) -> bool:
+    return f.get("status") in (None, "", "completed")
+
+
 def zoom_files(obj: dict) -> list[PlatformFile]:
     """The completed files of a Zoom recording object that holdspace knows how to keep.
 
     CC duplicates TRANSCRIPT; TIMELINE, CSV and SUMMARY are not session material. Entries
-    without an id or not yet `completed` are left for a later event or the reconciler."""
+    without an id, or that Zoom says are still processing, are left for a later event or the
+    reconciler. Zoom leaves `status` out of some deliveries; such a file is judged by what it
+    is (an id, a download URL and a type we keep), not dropped."""
     out = []
     for f in obj.get("recording_files") or []:
         kind = _ZOOM_KINDS.get(str(f.get("file_type", "")).upper())
-        if kind and f.get("id") and f.get("status") == "completed" and f.get("download_url"):
+        if kind and f.get("id") and _finished(f) and f.get("download_url"):
             out.append(PlatformFile(str(f["id"]), kind[0], f["download_url"], f.get("file_size"),
                                     str(f.get("file_extension") or f["file_type"]).lower(), kind[1]))
     for f in obj.get("participant_audio_files") or []:
-        if f.get("id") and f.get("status") == "completed" and f.get("download_url"):
+        if f.get("id") and _finished(f) and f.get("download_url"):
             # Zoom names each track "Audio only - <participant>".
             label = str(f.get("file_name") or "").split(" - ", 1)[-1].strip() or None
             out.append(PlatformFile(str(f["id"]), "participant_audio", f["download_url"],
@@ -221,7 +225,7 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
             matched, how = (mapped.id, "meeting mapping") if mapped else (None, None)
         if matched is None:
             first_time = session.state != SessionState.unmatched.value
-            _set_state(session, SessionState.unmatched, "no client of this coach matched the meeting")
+            sessions.move(db, session, SessionState.unmatched, "no client of this coach matched the meeting")
             audit.record(db, "system", "session.unmatched", f"session:{session.id}", coach_id=coach_id)
             if first_time:
                 coach = q.coach_by_id(db, coach_id)
@@ -248,8 +252,8 @@ def consent_gate(rt, session_id: str) -> frozenset[str] | None:
             return consent.scope_set
         coach = q.coach_by_id(db, session.coach_id)
         first_time = session.state != SessionState.refused_no_consent.value
-        _set_state(session, SessionState.refused_no_consent,
-                   "no active consent with the record scope")
+        sessions.move(db, session, SessionState.refused_no_consent,
+                      "no active consent with the record scope")
         audit.record(db, "system", "session.refused_no_consent", f"session:{session.id}",
                      coach_id=coach.id, client=client.id)
         trash = session.platform == "zoom" and coach.trash_zoom_copies and rt.zoom.configured
@@ -280,9 +284,9 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
         have = {a.platform_file_id for a in q.assets_of_session(db, coach.id, session.id)}
         wanted = [f for f in files_to_keep(files, coach.media_policy, scopes) if f.file_id not in have]
         if not wanted:
-            return ("done" if session.state in HAVE_RECORDING else _mark_stored(db, session)), session_id
+            return ("done" if session.state in HAVE_RECORDING else _mark_kept(rt, db, session, files)), session_id
         if session.state not in HAVE_RECORDING:
-            _set_state(session, SessionState.fetching)
+            sessions.move(db, session, SessionState.fetching)
         coach_id, client_id = coach.id, client.id
         if not client.data_key_id:
             client.data_key_id = rt.vault.ensure_client_key(client.id)
@@ -309,7 +313,7 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
         session = db.get(CoachingSession, session_id)
         if session.state in HAVE_RECORDING:
             return "done", session_id
-        return _mark_stored(db, session), session_id
+        return _mark_kept(rt, db, session, files), session_id
 
 
 def _fetch_with_backoff(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
@@ -335,7 +339,7 @@ def _fetch_with_backoff(rt, f: PlatformFile, open_file, client_id: str, session_
 def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError) -> str:
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        _set_state(session, SessionState.failed, f"download of {f.kind} file failed: {exc}")
+        sessions.move(db, session, SessionState.failed, f"download of {f.kind} file failed: {exc}")
         audit.record(db, "system", "session.download_failed", f"session:{session_id}",
                      coach_id=session.coach_id, file=f.file_id, error=str(exc))
         coach = q.coach_by_id(db, session.coach_id)
@@ -348,8 +352,24 @@ def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError) -
     return "failed"
 
 
-def _mark_stored(db, session: CoachingSession) -> str:
-    _set_state(session, SessionState.stored)
+def _mark_kept(rt, db, session: CoachingSession, files: list[PlatformFile]) -> str:
+    """`stored` when the session now holds something usable; otherwise `nothing_to_keep`, and
+    the coach is told what the platform sent (a transcript without the consent to keep it,
+    a chat alone, files not ready)."""
+    if not sessions.usable_assets(db, session):
+        sent = ", ".join(sorted({f.kind.replace("_", " ") for f in files})) or "no finished file"
+        reason = f"{session.platform.capitalize()} sent {sent}; nothing of it can be kept under the client's consent and your media policy"
+        if sessions.move(db, session, SessionState.nothing_to_keep, reason):
+            audit.record(db, "system", "session.nothing_to_keep", f"session:{session.id}",
+                         coach_id=session.coach_id, sent=sent)
+            coach = q.coach_by_id(db, session.coach_id)
+            notify.tell_coach(
+                db, rt, coach, key=f"nothing-to-keep:{session.id}:{sent[:40]}",
+                subject="A recording held nothing to keep",
+                body=(f"For \"{session.topic}\" ({_when(session)}), {reason}. Nothing was stored, "
+                      "and the client was not emailed."))
+        return "done"
+    sessions.move(db, session, SessionState.stored)
     client = q.client_of(db, session.coach_id, session.client_id)
     if session.started_at and (client.last_session_at is None or session.started_at > client.last_session_at):
         client.last_session_at = session.started_at
@@ -456,10 +476,6 @@ def handler_for(platform: str, event: str):
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-def _set_state(session: CoachingSession, state: SessionState, error: str | None = None) -> None:
-    session.state, session.error, session.updated_at = state.value, error, utcnow()
-
 
 def _when(session: CoachingSession) -> str:
     return session.started_at.strftime("%d %b %Y %H:%M UTC") if session.started_at else "date unknown"

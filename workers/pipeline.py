@@ -16,6 +16,7 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, SessionS
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
+from workers import sessions
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,6 @@ def _scopes(db, session) -> frozenset[str] | None:
     return consent.scope_set
 
 
-def _set(session, state: SessionState, error: str | None = None) -> None:
-    session.state, session.error, session.updated_at = state.value, error, utcnow()
-
-
 def _step(name: str):
     """A pipeline step: when it fails for good (no retries left) the session is `failed` with
     the reason, and the coach is told; until then RQ retries it."""
@@ -94,7 +91,7 @@ def _fail(rt, session_id: str, error: str) -> None:
         session = db.get(CoachingSession, session_id)
         if session is None:
             return
-        _set(session, S.failed, error)
+        sessions.move(db, session, S.failed, error)
         audit.record(db, "system", "session.failed", f"session:{session_id}", coach_id=session.coach_id,
                      error=error)
         coach = q.coach_by_id(db, session.coach_id)
@@ -121,7 +118,7 @@ def transcribe_session(session_id: str) -> str:
             _deliver(rt, session_id)
             return "not consented to transcription"
         if db.exec(select(Transcript.id).where(Transcript.session_id == session_id)).first():
-            _set(session, S.summarising)
+            sessions.move(db, session, S.summarising)
             after = "summarise"
         else:
             after = None
@@ -134,7 +131,7 @@ def transcribe_session(session_id: str) -> str:
                 delay = min(900, max(1, s.platform_transcript_wait_seconds - waited))
                 tag = f"-wait{int(waited // 60)}"
             else:
-                _set(session, S.transcribing)
+                sessions.move(db, session, S.transcribing)
                 audit.record(db, "system", "session.transcribing", f"session:{session_id}",
                              coach_id=coach.id, engine=engine)
             job = _TranscriptionJob(session_id, session.client_id, coach.name, engine,
@@ -242,7 +239,7 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
                          kind="transcript_vtt", platform_file_id=VTT_FILE_ID, object_key=stored.key,
                          content_type="text/vtt", size=stored.size, ciphertext_size=stored.ciphertext_size,
                          sha256=stored.sha256))
-        _set(session, S.summarising)
+        sessions.move(db, session, S.summarising)
         audit.record(db, "system", "session.transcribed", f"session:{session.id}",
                      coach_id=session.coach_id, engine=engine, segments=len(rows))
         coach = q.coach_by_id(db, session.coach_id)

@@ -1,0 +1,65 @@
+"""The one owner of a coaching session's state: which moves are allowed, what each move
+requires, and the move itself. Every step that changes `CoachingSession.state` calls `move()`.
+
+A session is `stored` only when it holds an asset it can use (media or a transcript), and a
+recording event that left nothing usable ends in `nothing_to_keep`, so no state ever claims
+what the session does not hold.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from models import Asset, CoachingSession, SessionState, utcnow
+
+S = SessionState
+
+# Assets a session can be transcribed from, played or read: what makes it `stored`.
+USABLE_KINDS = frozenset({"video", "audio", "participant_audio", "transcript"})
+# Before the recording is in the vault: where a (re)delivered event may take the session.
+_BEFORE = {S.received, S.unmatched, S.refused_no_consent, S.nothing_to_keep, S.failed, S.fetching}
+# Consent can be found missing at any step; a step can fail for good at any step.
+_ANY_TIME = {S.refused_no_consent, S.failed}
+
+ALLOWED: dict[SessionState, frozenset[SessionState]] = {
+    S.received: frozenset({S.fetching, S.stored, S.unmatched, S.nothing_to_keep} | _ANY_TIME),
+    S.unmatched: frozenset({S.received, S.fetching, S.stored, S.nothing_to_keep} | _ANY_TIME),
+    S.refused_no_consent: frozenset({S.received, S.fetching, S.stored, S.unmatched, S.nothing_to_keep} | _ANY_TIME),
+    S.nothing_to_keep: frozenset({S.fetching, S.stored} | _ANY_TIME),
+    S.fetching: frozenset({S.stored, S.nothing_to_keep} | _ANY_TIME),
+    S.stored: frozenset({S.transcribing, S.summarising, S.delivered} | _ANY_TIME),
+    S.transcribing: frozenset({S.summarising, S.delivered} | _ANY_TIME),
+    S.summarising: frozenset({S.delivered} | _ANY_TIME),
+    S.delivered: frozenset({S.refused_no_consent}),
+    # A retry resumes where the session stopped: at the download, or with what is stored.
+    S.failed: frozenset({S.received, S.fetching, S.stored, S.unmatched, S.nothing_to_keep,
+                         S.transcribing, S.summarising, S.delivered, S.refused_no_consent}),
+}
+HAVE_RECORDING = frozenset({S.stored.value, S.transcribing.value, S.summarising.value, S.delivered.value})
+
+
+class IllegalMove(RuntimeError):
+    """A step tried a move the state machine does not allow (a bug, never a caller's input)."""
+
+
+def usable_assets(db: Session, session: CoachingSession) -> list[Asset]:
+    return list(db.exec(select(Asset).where(Asset.coach_id == session.coach_id,
+                                            Asset.session_id == session.id,
+                                            Asset.kind.in_(sorted(USABLE_KINDS)))))
+
+
+def move(db: Session, session: CoachingSession, to: SessionState, reason: str | None = None) -> bool:
+    """Move `session` to `to` (its error becomes `reason`); False when it is there already.
+
+    IllegalMove for a move the machine does not allow, or for `stored` when the session holds
+    no usable asset."""
+    here = S(session.state)
+    if here == to:
+        session.error, session.updated_at = reason, utcnow()
+        return False
+    if to not in ALLOWED[here]:
+        raise IllegalMove(f"session {session.id}: {here.value} → {to.value} is not a move")
+    if to == S.stored and not usable_assets(db, session):
+        raise IllegalMove(f"session {session.id}: stored, yet it holds nothing usable")
+    session.state, session.error, session.updated_at = to.value, reason, utcnow()
+    return True
