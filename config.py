@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     reconcile_duration_factor: float = _env("RECONCILE_DURATION_FACTOR", 2.0, ge=0)
     reconcile_max_attempts: int = 6
     sweep_stale_seconds: int = _env("SWEEP_STALE_SECONDS", 120, ge=0)
+    # A session in a working state this long with no job of its own alive has stalled; its step
+    # is queued again, at most this many times before it fails and the coach is told.
+    session_stall_seconds: int = _env("SESSION_STALL_SECONDS", 900, ge=0)
+    session_stall_tries: int = _env("SESSION_STALL_TRIES", 3, ge=1)
     download_attempts: int = _env("DOWNLOAD_ATTEMPTS", 4, ge=1, le=20)
     briefing_lead_minutes: int = _env("BRIEFING_LEAD_MINUTES", 60, ge=0)
     # After a Meet conference ends, how long to wait for its recording before telling the coach.

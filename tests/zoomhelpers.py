@@ -45,13 +45,14 @@ def coach_and_client(hs, *, consent: str | None = "written", scopes: str | None 
     return coach_id, client_id
 
 
-def audio_recording(zoom_stub, data: bytes, uuid: str = "pipeLineUUID000000000==") -> dict:
+def audio_recording(zoom_stub, data: bytes, uuid: str = "pipeLineUUID000000000==",
+                    file_id: str = "audio-1", meeting_id: int = 7777) -> dict:
     """A signed-ready `recording.completed` for one M4A file of `data`, held by the stand-in,
     in a meeting to which the test client was invited."""
-    zoom_stub.add_file("audio-1", data, "audio/mp4")
-    f = {"id": "audio-1", "meeting_id": uuid, "file_type": "M4A", "file_extension": "M4A",
-         "file_size": len(data), "download_url": zoom_stub.download_url_for("audio-1"),
+    zoom_stub.add_file(file_id, data, "audio/mp4")
+    f = {"id": file_id, "meeting_id": uuid, "file_type": "M4A", "file_extension": "M4A",
+         "file_size": len(data), "download_url": zoom_stub.download_url_for(file_id),
          "status": "completed", "recording_type": "audio_only"}
-    zoom_stub.add_meeting(7777, uuid, invitees=[CLIENT_EMAIL], files=[f])
+    zoom_stub.add_meeting(meeting_id, uuid, invitees=[CLIENT_EMAIL], files=[f])
     return {"event": "recording.completed", "event_ts": 1, "download_token": zoom_stub.issue_download_token(),
             "payload": {"object": zoom_stub.recordings_object(uuid)}}

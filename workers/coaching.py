@@ -238,21 +238,22 @@ def delete_client(rt, coach_id: str, email: str, *, actor: str) -> str:
 
 
 def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
-    """Run a failed session's work again from where it stopped."""
+    """Run a failed or stalled session's work again from where it stopped."""
     from workers.inbox import enqueue
-    from workers.pipeline import enqueue_advance
+    from workers.pipeline import STEPPING, enqueue_advance, steps_alive
     with session_scope(rt.engine) as db:
         session = _session(db, coach_id, session_id)
         rows = list(db.exec(select(InboxEvent).where(InboxEvent.coach_id == coach_id,
                                                      InboxEvent.session_id == session.id,
                                                      InboxEvent.status == "failed")))
-        if session.state != SessionState.failed.value and not rows:
+        stalled = session.state in STEPPING and not steps_alive(rt, session.id)
+        if session.state != SessionState.failed.value and not rows and not stalled:
             raise CoachError(f"Session {session.id} has not failed ({session.state.replace('_', ' ')}).")
         for row in rows:
             row.status, row.error, row.updated_at = "received", None, utcnow()
         # A recording already in the vault resumes at transcription; otherwise the download
         # is tried again from the inbox.
-        resume_pipeline = not rows and bool(usable_assets(db, session))
+        resume_pipeline = stalled or (not rows and bool(usable_assets(db, session)))
         if session.state == SessionState.failed.value:
             move(db, session, SessionState.stored if resume_pipeline else SessionState.received)
         audit.record(db, actor, "session.retried", f"session:{session.id}", coach_id=coach_id)

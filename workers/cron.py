@@ -1,4 +1,5 @@
-"""What the scheduler runs: the inbox sweeper and the daily sweep for missed recordings."""
+"""What the scheduler runs: the inbox and stalled-session sweepers, the daily sweep for missed
+recordings, retention, briefings and the Google subscription keeper."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from workers import inbox, notify
 from workers.briefing import send_upcoming_briefings
 from workers.erasure import apply_retention, resume_unfinished
 from workers.meet import renew_subscriptions
+from workers.pipeline import sweep_stalled
 from workers.ingest import sweep_zoom_recordings
 from workers.runtime import current
 
@@ -28,6 +30,7 @@ def sweep_inbox(now=None) -> dict:
 
 def register(scheduler) -> None:
     scheduler.register(sweep_inbox, "default", interval=60, name="inbox sweeper")
+    scheduler.register(sweep_stalled, "default", interval=300, name="stalled sessions sweeper")
     scheduler.register(sweep_zoom_recordings, "default", cron="17 4 * * *",
                        name="daily Zoom recordings sweep")
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")

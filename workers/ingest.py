@@ -172,7 +172,16 @@ def _open_session(rt, inbox_id: int, obj: dict) -> str | None:
         ev = db.get(InboxEvent, inbox_id)
         ev.coach_id = coach.id
         session = _session_for(db, coach.id, obj)
+        link_inbox(db, inbox_id, session.id)
         return session.id
+
+
+def link_inbox(db, inbox_id: int, session_id: str) -> None:
+    """Tie an inbox row to its session as soon as the session is known, so an event whose
+    job later fails for good still says which session it left waiting (see sweep_stalled)."""
+    ev = db.get(InboxEvent, inbox_id)
+    if ev is not None:
+        ev.session_id = ev.session_id or session_id
 
 
 def _session_for(db, coach_id: str, obj: dict) -> CoachingSession:

@@ -86,29 +86,36 @@ def _event(rt, inbox_id: int, payload: dict) -> tuple[g.PushMessage, str | None]
     return message, coach_id
 
 
-def _open(rt, coach_id: str, conference: dict) -> str:
-    """Get or create the CoachingSession of this conference."""
+def _open(rt, coach_id: str, conference: dict, inbox_id: int | None = None) -> str:
+    """Get or create the CoachingSession of this conference (and tie the inbox row to it)."""
     with session_scope(rt.engine) as db:
-        name = conference["name"]
-        session = q.session_by_platform(db, coach_id, "meet", name)
-        if session is None:
-            start = ingest._parse_time(conference.get("startTime"))
-            end = ingest._parse_time(conference.get("endTime"))
-            session = CoachingSession(
-                coach_id=coach_id, platform="meet", platform_uuid=name,
-                platform_meeting_id=conference.get("space"), topic="Google Meet session",
-                started_at=start, ended_at=end,
-                duration_minutes=int((end - start).total_seconds() // 60) if start and end else None)
-            try:
-                with db.begin_nested():
-                    db.add(session)
-            except IntegrityError:
-                return q.session_by_platform(db, coach_id, "meet", name).id
-            audit.record(db, "system", "session.received", f"session:{session.id}", coach_id=coach_id,
-                         platform="meet")
-        elif conference.get("endTime") and not session.ended_at:
-            session.ended_at = ingest._parse_time(conference["endTime"])
-        return session.id
+        session_id = _open_in(db, coach_id, conference)
+        if inbox_id is not None:
+            ingest.link_inbox(db, inbox_id, session_id)
+        return session_id
+
+
+def _open_in(db, coach_id: str, conference: dict) -> str:
+    name = conference["name"]
+    session = q.session_by_platform(db, coach_id, "meet", name)
+    if session is None:
+        start = ingest._parse_time(conference.get("startTime"))
+        end = ingest._parse_time(conference.get("endTime"))
+        session = CoachingSession(
+            coach_id=coach_id, platform="meet", platform_uuid=name,
+            platform_meeting_id=conference.get("space"), topic="Google Meet session",
+            started_at=start, ended_at=end,
+            duration_minutes=int((end - start).total_seconds() // 60) if start and end else None)
+        try:
+            with db.begin_nested():
+                db.add(session)
+        except IntegrityError:
+            return q.session_by_platform(db, coach_id, "meet", name).id
+        audit.record(db, "system", "session.received", f"session:{session.id}", coach_id=coach_id,
+                     platform="meet")
+    elif conference.get("endTime") and not session.ended_at:
+        session.ended_at = ingest._parse_time(conference["endTime"])
+    return session.id
 
 
 def _client_sources(google: g.GoogleClient, conference_name: str):
@@ -135,7 +142,7 @@ def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]
             # Not ready: a later fileGenerated (or the artifact check) brings it back.
             return "ignored", None
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, coach_id, conference)
+        session_id = _open(rt, coach_id, conference, inbox_id)
         client_id = ingest.resolve_client(rt, session_id, _client_sources(google, conference["name"]),
                                           conference.get("space"))
         if client_id is None:
@@ -180,7 +187,7 @@ def ingest_transcript(rt, inbox_id: int, payload: dict) -> tuple[str, str | None
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, coach_id, conference)
+        session_id = _open(rt, coach_id, conference, inbox_id)
         imported = _import_transcript(rt, google, session_id, message.resource_name, conference)
     return ("done" if imported is not None else "ignored"), session_id
 

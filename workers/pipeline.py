@@ -2,7 +2,9 @@
 
 The session's state says which step is next, so any step can be re-run after a crash: a step
 whose result already exists moves straight on. Consent decides how far a session goes: without
-`transcribe` (or `summarise`) the session is delivered with what it has."""
+`transcribe` (or `summarise`) the session is delivered with what it has. `sweep_stalled()`
+re-queues a step whose job was lost (Redis emptied, a worker gone) and, after a bounded number
+of tries, fails the session and tells the coach, so no session stays stuck unseen."""
 
 from __future__ import annotations
 
@@ -48,6 +50,75 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
             queue.enqueue(step, session_id, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the pipeline sweep picks it up
         log.warning("session %s: next step not queued (%s)", session_id, type(exc).__name__)
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+# States a step is working through, and the ingest state whose work is the inbox's.
+STEPPING = (S.stored.value, S.transcribing.value, S.summarising.value)
+INGESTING = (S.received.value, S.fetching.value)
+
+
+def steps_alive(rt, session_id: str) -> bool:
+    """Whether any job of this session's pipeline is queued, scheduled, waiting or running."""
+    ids = [f"{name}-{session_id}" for name in ("transcribe_session", "summarise_session", "deliver_session")]
+    if any(rt.job_alive(job_id) for job_id in ids):
+        return True
+    from rq.registry import ScheduledJobRegistry
+    waiting = f"transcribe_session-{session_id}-wait"  # waiting for the platform's transcript
+    return any(job_id.startswith(waiting) for queue in rt.queues
+               for job_id in ScheduledJobRegistry(queue=queue).get_job_ids())
+
+
+def sweep_stalled(now=None) -> dict:
+    """Every few minutes: sessions that have sat in a working state longer than
+    SESSION_STALL_SECONDS with no job of theirs alive get their step queued again; after
+    SESSION_STALL_TRIES such re-queues the session fails with the reason and the coach is told.
+    A session whose ingest job failed for good (storage gone, an unexpected error) without
+    moving it on fails the same way, instead of staying `received` or `fetching`."""
+    from sqlalchemy import func
+
+    from models import AuditEvent, InboxEvent
+    from workers.inbox import PENDING
+    rt = current()
+    s = rt.settings
+    before = (now or utcnow()) - timedelta(seconds=s.session_stall_seconds)
+    with session_scope(rt.engine) as db:
+        stalled = [(x.id, x.state) for x in db.exec(select(CoachingSession).where(
+            CoachingSession.state.in_(STEPPING + INGESTING), CoachingSession.updated_at < before))]
+    requeued, failed = [], []
+    for session_id, state in stalled:
+        if state in INGESTING:
+            with session_scope(rt.engine) as db:
+                rows = list(db.exec(select(InboxEvent).where(InboxEvent.session_id == session_id)))
+            if any(r.status in PENDING for r in rows):
+                continue  # the inbox sweeper owns a download still pending
+            # `received` may be waiting, rightly, for a recording after meeting.ended; it has
+            # stalled only when the event that was to fetch it failed for good.
+            if not any(r.status == "failed" for r in rows) and (state == S.received.value or not rows):
+                continue
+            error = next((r.error for r in rows if r.error), None) or "the download stopped"
+            _fail(rt, session_id, f"download failed: {error}"[:500])
+            failed.append(session_id)
+            continue
+        if steps_alive(rt, session_id):
+            continue
+        with session_scope(rt.engine) as db:
+            tries = db.exec(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.subject == f"session:{session_id}", AuditEvent.action == "session.requeued")).one()
+            if tries < s.session_stall_tries:
+                session = db.get(CoachingSession, session_id)
+                audit.record(db, "system", "session.requeued", f"session:{session_id}",
+                             coach_id=session.coach_id, state=state, attempt=tries + 1)
+        if tries >= s.session_stall_tries:
+            _fail(rt, session_id, f"the {state} step stalled {tries} times; holdspace gave up on it")
+            failed.append(session_id)
+        else:
+            enqueue_advance(rt, session_id)
+            requeued.append(session_id)
+    if requeued or failed:
+        log.info("pipeline sweep: %d re-queued, %d failed", len(requeued), len(failed))
+    return {"requeued": len(requeued), "failed": len(failed)}
 
 
 def _deliver(rt, session_id: str) -> None:

@@ -1,0 +1,124 @@
+"""Nothing stays stuck: a session whose next step was lost (Redis emptied) is queued again by
+the sweeper and delivered exactly once; one that keeps stalling fails, and the coach is told."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq import SimpleWorker
+from sqlmodel import select
+
+from models import CoachingSession, utcnow
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
+from workers import coaching
+from workers.pipeline import sweep_stalled
+
+
+def ingest_only(hs) -> None:
+    """Run the ingest queue alone: sessions are stored and their next steps queued, not run."""
+    SimpleWorker([hs.rt.queue("ingest")], connection=hs.rt.redis).work(burst=True, logging_level="WARNING")
+
+
+def states(hs) -> dict[str, str]:
+    with hs.db() as db:
+        return {s.id: s.state for s in db.exec(select(CoachingSession))}
+
+
+def session_emails(smtp_sink) -> list:
+    return [m for m in smtp_sink.to(CLIENT_EMAIL) if "session" in m["Subject"].lower()]
+
+
+def later(seconds: float):
+    return utcnow() + timedelta(seconds=seconds)
+
+
+def test_redis_emptied_mid_pipeline_every_session_is_delivered_once(hs_factory, database_url, zoom_stub,
+                                                                     smtp_sink):
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600)
+    coach_and_client(hs, scopes="record,share_with_client")  # no transcription: 40 stay quick
+    for i in range(40):
+        payload = audio_recording(zoom_stub, b"\x00\x00\x00\x18ftypM4A " + bytes([i]) * 2000,
+                                  uuid=f"sweepUUID{i:04d}AAAAAAAAAA==", file_id=f"audio-{i}",
+                                  meeting_id=9000 + i)
+        assert post_zoom(hs.http, payload).status_code == 200
+    ingest_only(hs)
+    assert set(states(hs).values()) == {"stored"}
+    hs.rt.redis.flushall()  # Redis restarted empty: every queued next step is gone
+    hs.drain()
+    assert set(states(hs).values()) == {"stored"} and session_emails(smtp_sink) == []
+
+    assert sweep_stalled(now=later(60)) == {"requeued": 0, "failed": 0}  # not stalled yet
+    assert sweep_stalled(now=later(601)) == {"requeued": 40, "failed": 0}
+    assert sweep_stalled(now=later(601)) == {"requeued": 0, "failed": 0}  # queued: left alone
+    hs.drain()
+    assert set(states(hs).values()) == {"delivered"}
+    assert len(session_emails(smtp_sink)) == 40  # one each
+    assert sweep_stalled(now=later(3600)) == {"requeued": 0, "failed": 0}
+    hs.drain()
+    assert len(session_emails(smtp_sink)) == 40
+
+
+def test_a_session_that_keeps_stalling_fails_and_the_coach_is_told_once(hs_factory, database_url, zoom_stub,
+                                                                        smtp_sink):
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600,
+                    SESSION_STALL_TRIES=2)
+    coach_id, _ = coach_and_client(hs, scopes="record")
+    assert post_zoom(hs.http, audio_recording(zoom_stub, b"\x00" * 3000)).status_code == 200
+    ingest_only(hs)
+    for expected in ({"requeued": 1, "failed": 0}, {"requeued": 1, "failed": 0}, {"requeued": 0, "failed": 1}):
+        hs.rt.redis.flushall()  # the step is lost every time
+        assert sweep_stalled(now=later(601)) == expected
+    ((session_id, state),) = states(hs).items()
+    assert state == "failed"
+    with hs.db() as db:
+        assert "stalled 2 times" in db.get(CoachingSession, session_id).error
+    hs.drain()  # the coach's message goes out through its own job
+    told = [m for m in smtp_sink.to(COACH_EMAIL) if "could not be processed" in m["Subject"]]
+    assert len(told) == 1
+    assert sweep_stalled(now=later(7200)) == {"requeued": 0, "failed": 0}
+
+    # The coach's retry resumes it, and it is delivered.
+    assert coaching.retry(hs.rt, coach_id, session_id, actor="coach") == "Trying again."
+    hs.drain()
+    assert states(hs)[session_id] == "delivered"
+
+
+def test_a_stalled_session_can_be_retried_before_the_sweeper_comes(hs_factory, database_url, zoom_stub,
+                                                                   smtp_sink):
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url)
+    coach_id, _ = coach_and_client(hs, scopes="record")
+    assert post_zoom(hs.http, audio_recording(zoom_stub, b"\x01" * 3000)).status_code == 200
+    ingest_only(hs)
+    hs.rt.redis.flushall()
+    ((session_id, state),) = states(hs).items()
+    assert state == "stored"
+    coaching.retry(hs.rt, coach_id, session_id, actor="coach")
+    hs.drain()
+    assert states(hs)[session_id] == "delivered" and len(session_emails(smtp_sink)) == 1
+
+
+def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_factory, database_url, zoom_stub,
+                                                                         smtp_sink, s3_server):
+    # Storage that is not there (a bucket deleted under us) is no download error the ingest
+    # step knows: its job fails for good, and the session must not be left waiting for ever.
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600,
+                    storage_url="s3://no-such-bucket-for-holdspace/v", s3_endpoint_url=s3_server.url)
+    coach_and_client(hs, scopes="record")
+    assert post_zoom(hs.http, audio_recording(zoom_stub, b"\x02" * 3000)).status_code == 200
+    for _ in range(5):  # the ingest job's own retries, their clock moved on
+        hs.drain(advance=3600)
+    ((session_id, state),) = states(hs).items()
+    assert state in ("received", "fetching")  # nothing was stored, and nothing moves it on
+    assert sweep_stalled(now=later(601)) == {"requeued": 0, "failed": 1}
+    hs.drain()
+    with hs.db() as db:
+        session = db.get(CoachingSession, session_id)
+    assert session.state == "failed" and "download failed" in session.error
+    assert sweep_stalled(now=later(7200)) == {"requeued": 0, "failed": 0}
+    hs.drain()
+    told = [m for m in smtp_sink.to(COACH_EMAIL) if "could not be processed" in m["Subject"]]
+    assert len(told) == 1
