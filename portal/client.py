@@ -19,6 +19,7 @@ from models.db import session_scope
 from portal.security import harden, token_page
 from vault import IntegrityError, ObjectErased, ObjectNotFound, VaultError
 from workers import links
+from workers.sessions import may
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _media_asset(db, link) -> Asset:
 
 
 def _may_download(consent) -> bool:
-    return bool(consent and "share_with_client" in consent.scope_set)
+    return bool(consent) and may(consent.scope_set, "download")
 
 
 @bp.get("/s/<token>")

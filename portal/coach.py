@@ -26,6 +26,7 @@ from portal.security import harden
 from workers import briefing as briefings
 from workers import coaching, notify
 from workers.coaching import CoachError
+from workers.sessions import may
 
 bp = Blueprint("coach", __name__, url_prefix="/coach", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -322,7 +323,7 @@ def session_view(session_id):
     return render_template(
         "coach/session.html", s=found, client=client, summary=summary, insight=insight,
         segments=transcript.segments if transcript else [], transcript=transcript, media=media,
-        may_download=bool(consent and "share_with_client" in consent.scope_set), consent=consent,
+        may_download=bool(consent) and may(consent.scope_set, "download"), consent=consent,
         live_links=live_links, notes=notes, at=at)
 
 

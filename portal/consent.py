@@ -11,6 +11,7 @@ from models.db import session_scope
 from portal.client import open_link
 from portal.security import token_page
 from workers import notify
+from workers.sessions import may
 
 bp = Blueprint("consent_pages", __name__, template_folder="templates")
 
@@ -59,7 +60,7 @@ def consent_page(token):
             scopes = consent.parse_scopes(",".join(chosen)) if chosen else None
         except consent.ConsentError as exc:
             return _page(db, link, token, notice=str(exc)), 400
-        if not scopes or "record" not in scopes:
+        if not scopes or not may(frozenset(scopes), "keep"):
             return _page(db, link, token, notice="Recording is what this consent is about: tick it to "
                                                  "agree, or withdraw below to stop and delete everything."), 400
         client = q.client_of(db, link.coach_id, link.client_id)

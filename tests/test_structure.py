@@ -57,3 +57,35 @@ def test_the_check_finds_each_kind_of_write():
               "s.status = 'fine'\nfoo(state=1)\n")
     assert state_writes(ast.parse(source)) == [1, 2, 3, 4, 5]
     assert state_writes(ast.parse(OWNER.read_text()))  # the owner does write it
+
+
+SCOPES = {"record", "transcribe", "summarise", "share_with_client"}
+
+
+def consent_checks(tree: ast.AST) -> list[int]:
+    """Lines that test a consent scope by hand (`"transcribe" in scopes`, `{...} <= scope_set`)."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        left, ops = node.left, node.ops
+        if isinstance(left, ast.Constant) and left.value in SCOPES and isinstance(ops[0], (ast.In, ast.NotIn)):
+            lines.append(node.lineno)
+        elif any(isinstance(side, ast.Attribute) and side.attr == "scope_set"
+                 for side in [left, *node.comparators]) and isinstance(ops[0], (ast.LtE, ast.GtE, ast.In, ast.NotIn)):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_consent_policy_decides_what_a_scope_allows():
+    # workers/consent.py owns what a consent record may hold (transcribe needs record), not
+    # what a step may do; it is the one other place that reads scope names.
+    found = {}
+    for path in our_modules():
+        if path in (OWNER, ROOT / "workers" / "consent.py"):
+            continue
+        lines = consent_checks(ast.parse(path.read_text(), str(path)))
+        if lines:
+            found[str(path.relative_to(ROOT))] = lines
+    assert found == {}, f"consent scopes checked outside workers/sessions.py: {found}"
+    assert consent_checks(ast.parse('ok = "transcribe" in scopes\nx = {"record"} <= c.scope_set\n')) == [1, 2]

@@ -53,7 +53,7 @@ def deliver_session(session_id: str) -> str:
             return session.state if session else "missing"
         client = q.client_of(db, session.coach_id, session.client_id)
         coach = q.coach_by_id(db, session.coach_id)
-        if client.withdrawn_at or not q.active_consent(db, coach.id, client.id):
+        if not sessions.may(sessions.consent_scopes(db, coach.id, client.id), "deliver"):
             return "no consent"
         if notify.message_exists(db, f"session-email:{session.id}"):
             _delivered(db, session)  # an earlier run sent it and stopped before this step

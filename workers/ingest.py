@@ -79,7 +79,7 @@ def files_to_keep(files: list[PlatformFile], media_policy: str, scopes: frozense
     keep = []
     has_audio = any(f.kind == "audio" for f in files)
     for f in files:
-        if f.kind == "transcript" and "transcribe" not in scopes:
+        if f.kind == "transcript" and not sessions.may(scopes, "transcribe"):
             continue
         # Audio-only coaches keep the video only when it is the sole source of the audio.
         if f.kind == "video" and media_policy == "audio_only" and has_audio:
@@ -256,9 +256,9 @@ def consent_gate(rt, session_id: str) -> frozenset[str] | None:
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         client = q.client_of(db, session.coach_id, session.client_id)
-        consent = q.active_consent(db, session.coach_id, client.id)
-        if consent and "record" in consent.scope_set and client.withdrawn_at is None:
-            return consent.scope_set
+        scopes = sessions.consent_scopes(db, session.coach_id, client.id)
+        if sessions.may(scopes, "keep"):
+            return scopes
         coach = q.coach_by_id(db, session.coach_id)
         first_time = session.state != SessionState.refused_no_consent.value
         sessions.move(db, session, SessionState.refused_no_consent,

@@ -22,7 +22,7 @@ from models import (Asset, CoachingSession, GoogleConnection, InboxEvent, Sessio
                     utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import ingest, notify
+from workers import ingest, notify, sessions
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,7 @@ def _import_transcript(rt, google: g.GoogleClient, session_id: str, name: str, c
         if session.client_id is None or session.state in (SessionState.unmatched.value,
                                                           SessionState.refused_no_consent.value):
             return None  # the recording's event decides whose it is, and whether to keep it
-        consent = q.active_consent(db, session.coach_id, session.client_id)
-        if not consent or not {"record", "transcribe"} <= consent.scope_set:
+        if not sessions.may(sessions.consent_scopes(db, session.coach_id, session.client_id), "transcribe"):
             return None
         if q.asset_for_file(db, session.coach_id, session.id, transcript["name"]):
             return transcript["name"]

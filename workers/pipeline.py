@@ -131,11 +131,9 @@ def _deliver(rt, session_id: str) -> None:
 
 
 def _scopes(db, session) -> frozenset[str] | None:
-    client = q.client_of(db, session.coach_id, session.client_id)
-    consent = q.active_consent(db, session.coach_id, session.client_id)
-    if client is None or client.withdrawn_at or consent is None or "record" not in consent.scope_set:
-        return None
-    return consent.scope_set
+    """The consent scopes, or None when nothing may be done for this session at all."""
+    scopes = sessions.consent_scopes(db, session.coach_id, session.client_id)
+    return scopes if sessions.may(scopes, "keep") else None
 
 
 def _step(name: str):
@@ -185,7 +183,7 @@ def transcribe_session(session_id: str) -> str:
         scopes = _scopes(db, session)
         if scopes is None:
             return "no consent"
-        if "transcribe" not in scopes:
+        if not sessions.may(scopes, "transcribe"):
             _deliver(rt, session_id)
             return "not consented to transcription"
         if db.exec(select(Transcript.id).where(Transcript.session_id == session_id)).first():
@@ -337,7 +335,7 @@ def summarise_session(session_id: str) -> str:
         if scopes is None:
             return "no consent"
         done = db.exec(select(Summary.id).where(Summary.session_id == session_id)).first()
-        if "summarise" not in scopes or done:
+        if not sessions.may(scopes, "summarise") or done:
             _deliver(rt, session_id)
             return "already summarised" if done else "not consented to summaries"
         transcript = db.exec(select(Transcript).where(Transcript.coach_id == session.coach_id,

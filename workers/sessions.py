@@ -1,5 +1,7 @@
-"""The one owner of a coaching session's state: which moves are allowed, what each move
-requires, and the move itself. Every step that changes `CoachingSession.state` calls `move()`.
+"""The one owner of a coaching session's state and of the consent policy: which moves are
+allowed, what each move requires, and the move itself (every step that changes
+`CoachingSession.state` calls `move()`); and which consent scopes allow which step (every step
+asks `may()`).
 
 A session is `stored` only when it holds an asset it can use (media or a transcript), and a
 recording event that left nothing usable ends in `nothing_to_keep`, so no state ever claims
@@ -11,6 +13,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from models import Asset, CoachingSession, SessionState, utcnow
+from models import queries as q
 
 S = SessionState
 
@@ -63,3 +66,31 @@ def move(db: Session, session: CoachingSession, to: SessionState, reason: str | 
         raise IllegalMove(f"session {session.id}: stored, yet it holds nothing usable")
     session.state, session.error, session.updated_at = to.value, reason, utcnow()
     return True
+
+
+# --- the consent policy ----------------------------------------------------------------------
+
+# What each step needs the client's active consent to include. Nothing is kept, read, or
+# sent without `record`; a platform's transcript is the client's words, as ours would be.
+POLICY: dict[str, frozenset[str]] = {
+    "keep": frozenset({"record"}),                      # download the recording into the vault
+    "transcribe": frozenset({"record", "transcribe"}),  # ours, or keep the platform's transcript
+    "summarise": frozenset({"record", "transcribe", "summarise"}),
+    "deliver": frozenset({"record"}),                   # email the client their session page
+    "download": frozenset({"record", "share_with_client"}),  # the client downloads their files
+}
+
+
+def consent_scopes(db: Session, coach_id: str, client_id: str | None) -> frozenset[str]:
+    """The scopes the client's active consent grants now: none for an unknown, withdrawn or
+    erased client, or one without an active consent."""
+    client = q.client_of(db, coach_id, client_id) if client_id else None
+    if client is None or client.withdrawn_at is not None:
+        return frozenset()
+    consent = q.active_consent(db, coach_id, client.id)
+    return consent.scope_set if consent else frozenset()
+
+
+def may(scopes: frozenset[str], step: str) -> bool:
+    """Whether consent with `scopes` allows `step` (a key of POLICY)."""
+    return POLICY[step] <= scopes
