@@ -11,6 +11,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from config import Settings, SettingsError
+from workers.logs import install_redaction
 from workers.runtime import Runtime, install
 
 
@@ -30,6 +31,7 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=settings.max_webhook_bytes)
     app.extensions["holdspace"] = runtime
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
 
     from webhooks.google import bp as google_webhook
     from webhooks.zoom import bp as zoom_webhook
