@@ -31,6 +31,9 @@ TOKEN_EXPIRY_MARGIN_S = 60.0
 MAX_ATTEMPTS = 3                 # per API call, for 429 / 5xx / no answer
 MAX_RETRY_WAIT_S = 30.0          # a longer Retry-After (daily quota) is the caller's to schedule
 MAX_REDIRECTS = 5
+# The most a download may send when neither Content-Length nor Zoom's file_size bounds it: a
+# long cloud recording is a few GB; a transcript or chat is text.
+MAX_DOWNLOAD_BYTES = {"media": 16 << 30, "text": 64 << 20}
 PAGE_SIZE = 300                  # Zoom's maximum for the list calls we make
 MAX_PAGES = 1000                 # a server that keeps handing out page tokens must not loop us
 RECORDINGS_WINDOW_DAYS = 30      # /users/{id}/recordings answers at most a month per request
@@ -117,12 +120,14 @@ class Download:
 
     def __init__(self, response: requests.Response, first: bytes, *, chunk_size: int,
                  content_type: str, content_length: int | None, expected_size: int | None,
-                 what: str):
+                 kind: str = "media", what: str):
         self._response = response
         self._first = first
         self._chunk_size = chunk_size
         self._content_length = content_length
         self._expected_size = expected_size
+        bounds = [n for n in (content_length, expected_size) if n is not None]
+        self._limit = min(bounds) if bounds else MAX_DOWNLOAD_BYTES.get(kind, MAX_DOWNLOAD_BYTES["text"])
         self._what = what
         self._started = False
         self.content_type = content_type
@@ -163,6 +168,11 @@ class Download:
                         f"({type(exc).__name__})", retryable=True) from exc
                 if chunk:
                     total += len(chunk)
+                    if total > self._limit:
+                        # Refused as the bytes arrive, not at the end: a server that keeps
+                        # sending must not fill the vault.
+                        raise DownloadError(f"{self._what}: sent more than the {self._limit} bytes "
+                                            "it may hold", retryable=False)
                     yield chunk
             if self._content_length is not None and total != self._content_length:
                 raise DownloadError(
@@ -430,7 +440,8 @@ class ZoomClient:
             raise DownloadError(f"{what}: Content-Length {content_length} does not match the "
                                 f"expected {expected_size} bytes", retryable=True, status=status)
         return Download(resp, first, chunk_size=chunk_size, content_type=content_type,
-                        content_length=content_length, expected_size=expected_size, what=what)
+                        content_length=content_length, expected_size=expected_size, kind=kind,
+                        what=what)
 
     def _check_download_url(self, url: str, what: str, previous: str | None = None) -> None:
         try:

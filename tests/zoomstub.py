@@ -37,12 +37,12 @@ CLIENT_NAME = "Sam Rivera"
 # recording_completed_expired_token.json carries it.
 EXPIRED_DOWNLOAD_TOKEN = "expired-download-token"
 
-FILE_MODES = ("ok", "html", "html_octet", "drop", "short", "short_no_length", "429", "503",
-              "redirect_offlist", "redirect_loop", "slow")
+FILE_MODES = ("ok", "html", "html_octet", "drop", "short", "short_no_length", "endless_no_length",
+              "429", "503", "redirect_offlist", "redirect_loop", "slow")
 # Where each mode acts: at download_url (before the 302) or at the file itself.
 _REDIRECT_STAGE = frozenset({"html", "html_octet", "429", "503", "redirect_offlist",
                              "redirect_loop"})
-_FILE_STAGE = frozenset({"drop", "short", "short_no_length", "slow"})
+_FILE_STAGE = frozenset({"drop", "short", "short_no_length", "endless_no_length", "slow"})
 
 CONTENT_TYPES = {
     "MP4": "video/mp4",
@@ -550,6 +550,15 @@ class _Handler(StubHandler):
             return self._send(200, cut, ctype)
         if mode == "short_no_length":
             return self._send(200, data[:len(data) * 3 // 4], ctype, length=None)
+        if mode == "endless_no_length":  # more than file_size, with nothing announcing it
+            self._send(200, b"", ctype, length=None)
+            try:
+                for _ in range(64):
+                    self.wfile.write(data)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client hung up, as it should
+            return None
         # The download is counted just before its last byte goes out, so a client that has
         # read the whole file always sees it counted (counting after would race the client).
         if mode == "slow":

@@ -495,6 +495,18 @@ def test_a_short_file_without_content_length_fails_at_the_end_of_iteration(stub,
     assert len(b"".join(received)) == len(data) * 3 // 4
 
 
+def test_a_file_that_keeps_coming_is_cut_off_at_its_file_size(stub, client):
+    # No Content-Length, and far more bytes than Zoom's file_size: refused as they arrive.
+    data, url = add_file(stub)
+    stub.set_file_mode("file-1", "endless_no_length")
+    received = 0
+    with pytest.raises(DownloadError) as caught:
+        for chunk in client.open_download(url, expected_size=len(data), kind="media"):
+            received += len(chunk)
+    assert not caught.value.retryable and "more than" in str(caught.value)
+    assert received <= len(data)
+
+
 def test_a_length_other_than_expected_fails(stub, client):
     data, url = add_file(stub)
     with pytest.raises(DownloadError) as caught:
