@@ -65,7 +65,7 @@ def run_demo(base_rt, serve: bool = False) -> int:
     settings = base_rt.settings.with_overrides(
         zoom_webhook_secret=secret, zoom_account_id=stub.account_id, zoom_client_id=stub.client_id,
         zoom_client_secret=stub.client_secret, zoom_api_base_url=stub.api_base_url,
-        zoom_oauth_url=stub.oauth_url, zoom_download_hosts=("127.0.0.1",))
+        zoom_oauth_url=stub.oauth_url, zoom_download_hosts=(f"127.0.0.1:{stub.port}",))
     app = create_app(settings)
     server.app = app
     rt = app.extensions["holdspace"]

@@ -8,6 +8,7 @@ double-encoded, download tokens that arrive already expired, refused downloads t
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -448,16 +449,17 @@ class ZoomClient:
             parts = urlsplit(url)
             host = (parts.hostname or "").rstrip(".").lower()
             userinfo = parts.username is not None or parts.password is not None
+            scheme = parts.scheme.lower()
+            port = parts.port or {"https": 443, "http": 80}.get(scheme)
         except ValueError:
             raise DownloadError(f"{what}: not a usable URL", retryable=False) from None
-        scheme = parts.scheme.lower()
         step = "redirect to" if previous else "URL"
         if scheme not in ("https", "http"):
             raise DownloadError(f"{what}: {step} with scheme {scheme or 'none'!r} refused",
                                 retryable=False)
-        if userinfo or not host or not _host_allowed(host, self.download_hosts):
-            raise DownloadError(f"{what}: {step} host {host or 'none'!r} is not an allowed "
-                                f"Zoom download host", retryable=False)
+        if userinfo or not host or not _host_allowed(host, port, scheme, self.download_hosts):
+            raise DownloadError(f"{what}: {step} host {host or 'none'!r} port {port} is not an "
+                                f"allowed Zoom download host", retryable=False)
         if previous and urlsplit(previous).scheme.lower() == "https" and scheme == "http":
             raise DownloadError(f"{what}: redirect from https down to http refused",
                                 retryable=False)
@@ -609,12 +611,19 @@ def _unique_emails(values: Iterable[object]) -> list[str]:
     return out
 
 
-def _host_allowed(host: str, patterns: Sequence[str]) -> bool:
+def _host_allowed(host: str, port: int | None, scheme: str, patterns: Sequence[str]) -> bool:
+    """Whether host and port match an entry of ZOOM_DOWNLOAD_HOSTS: `host`, `*.domain`, or
+    either with `:port`. An entry without a port allows the scheme's own port only, so an
+    allowed name on another port (another service on the same machine) is refused."""
+    default = {"https": 443, "http": 80}.get(scheme)
     for pattern in patterns:
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+        name, _, wanted = pattern.rpartition(":") if re.search(r":\d+$", pattern) else (pattern, "", "")
+        if port != (int(wanted) if wanted else default):
+            continue
+        if name.startswith("*."):
+            if host.endswith(name[1:]) and len(host) > len(name) - 1:
                 return True
-        elif host == pattern:
+        elif host == name:
             return True
     return False
 

@@ -173,7 +173,7 @@ def make_env(tmp_path, database_url, redis_url, *, zoom_stub=None, storage_url=N
         env.update({
             "ZOOM_ACCOUNT_ID": zoom_stub.account_id, "ZOOM_CLIENT_ID": zoom_stub.client_id,
             "ZOOM_CLIENT_SECRET": zoom_stub.client_secret, "ZOOM_API_BASE_URL": zoom_stub.api_base_url,
-            "ZOOM_OAUTH_URL": zoom_stub.oauth_url, "ZOOM_DOWNLOAD_HOSTS": "127.0.0.1",
+            "ZOOM_OAUTH_URL": zoom_stub.oauth_url, "ZOOM_DOWNLOAD_HOSTS": f"127.0.0.1:{zoom_stub.port}",
         })
     env.update({k: str(v) for k, v in extra.items()})
     return env

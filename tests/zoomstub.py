@@ -128,7 +128,7 @@ class ZoomStub(LocalServer):
         """Keyword arguments for `integrations.zoom.ZoomClient` pointed at this stub."""
         return {"account_id": self.account_id, "client_id": self.client_id,
                 "client_secret": self.client_secret, "api_base_url": self.api_base_url,
-                "oauth_url": self.oauth_url, "download_hosts": ("127.0.0.1",)}
+                "oauth_url": self.oauth_url, "download_hosts": (f"127.0.0.1:{self.port}",)}
 
     # --- recorded requests -----------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def client(stub, clock, sleeps):
 @pytest.fixture
 def unconfigured(stub):
     return ZoomClient(None, None, None, api_base_url=stub.api_base_url,
-                      oauth_url=stub.oauth_url, download_hosts=("127.0.0.1",), timeout=5)
+                      oauth_url=stub.oauth_url, download_hosts=(f"127.0.0.1:{stub.port}",), timeout=5)
 
 
 def secrets_of(stub: ZoomStub, *extra: str) -> list[str]:
@@ -521,6 +521,22 @@ def test_a_redirect_off_the_allow_list_is_refused(stub, client):
         client.open_download(url, expected_size=len(data), kind="media")
     assert not caught.value.retryable and "localhost" in str(caught.value)
     assert stub.requests_to("/files/") == []
+
+
+def test_the_allow_list_matches_the_port_too(stub):
+    # Another service on an allowed host (here the same machine, another port) is refused.
+    data, url = add_file(stub)
+    for hosts, allowed in [((f"127.0.0.1:{stub.port}",), True), (("127.0.0.1",), False),
+                           ((f"127.0.0.1:{stub.port + 1}",), False), ((f"*.0.0.1:{stub.port}",), True)]:
+        zoom = ZoomClient(stub.account_id, stub.client_id, stub.client_secret,
+                          api_base_url=stub.api_base_url, oauth_url=stub.oauth_url,
+                          download_hosts=hosts, timeout=5)
+        if allowed:
+            assert read_all(zoom.open_download(url, expected_size=len(data), kind="media",
+                                               download_token=stub.issue_download_token())) == data
+        else:
+            with pytest.raises(DownloadError, match="not an allowed Zoom download host"):
+                zoom.open_download(url, expected_size=len(data), kind="media")
 
 
 def test_too_many_redirects_are_refused(stub, client):
