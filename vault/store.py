@@ -422,14 +422,10 @@ class Vault:
 
         def use(reader) -> ObjectInfo:
             try:
-                header, header_bytes = self._read_header(reader, key)
+                header, _, size = self._checked_header(reader, key, client_id)
             finally:
                 reader.close()
-            if header.client_id != client_id:
-                raise IntegrityError(f"the header of {key} names another client")
-            self._remember_header(key, reader, header_bytes)
-            return ObjectInfo(key, header.client_id, header.content_type,
-                              plaintext_size(reader.size, len(header_bytes), header.segment_size))
+            return ObjectInfo(key, header.client_id, header.content_type, size)
 
         # Always asks storage: a size from a cache could be stale.
         return self._with_reader(key, use, cached=False)
