@@ -7,7 +7,6 @@ import os
 import secrets
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -36,12 +35,14 @@ def _env(name: str, default=None, **constraints):
 
 
 def _check_storage_url(value: str) -> str:
-    url = urlparse(value)
-    if url.scheme == "s3" and url.netloc:
-        return value
-    if url.scheme == "file" and url.netloc in ("", "localhost") and os.path.isabs(url.path):
-        return value
-    raise ValueError("must be s3://bucket/prefix or file:///absolute/path")
+    # The vault owns what a storage URL may be; asked here so a bad one stops the start.
+    from vault.backends import parse_storage_url
+    from vault.errors import VaultError
+    try:
+        parse_storage_url(value)
+    except VaultError:
+        raise ValueError("must be s3://bucket/prefix or file:///absolute/path") from None
+    return value
 
 
 # Values never repeated in an error message.

@@ -497,19 +497,25 @@ class S3Backend:
 
 # --- storage URLs ------------------------------------------------------------------------------
 
+def parse_storage_url(storage_url: str) -> tuple[str, str, str]:
+    """("s3", bucket, prefix) or ("file", "", absolute path) for a STORAGE_URL; VaultError for
+    anything else."""
+    url = urlparse(storage_url)
+    path = unquote(url.path)
+    if url.scheme == "s3" and url.netloc:
+        return "s3", url.netloc, path
+    if url.scheme == "file" and url.netloc in ("", "localhost") and os.path.isabs(path):
+        return "file", "", path
+    raise VaultError(f"storage URL {storage_url!r} must be s3://bucket/prefix or "
+                     "file:///absolute/path")
+
+
 def backend_from_url(storage_url: str, *, s3_endpoint_url: str | None = None, s3_client=None):
     """`s3://bucket/prefix` or `file:///absolute/path` to a backend."""
-    url = urlparse(storage_url)
-    if url.scheme == "s3":
-        if not url.netloc:
-            raise VaultError(f"storage URL {storage_url!r} names no bucket")
+    scheme, bucket, path = parse_storage_url(storage_url)
+    if scheme == "s3":
         if s3_client is None:
             import boto3
             s3_client = boto3.client("s3", endpoint_url=s3_endpoint_url)
-        return S3Backend(s3_client, url.netloc, unquote(url.path))
-    if url.scheme == "file":
-        path = unquote(url.path)
-        if url.netloc not in ("", "localhost") or not os.path.isabs(path):
-            raise VaultError(f"storage URL {storage_url!r} must be file:///absolute/path")
-        return FileBackend(path)
-    raise VaultError(f"storage URL {storage_url!r} must start with s3:// or file://")
+        return S3Backend(s3_client, bucket, path)
+    return FileBackend(path)
