@@ -16,7 +16,7 @@ from models.db import session_scope
 from models.search import search_passages
 from workers import consent as consents
 from workers import links, notify
-from workers.sessions import move, usable_assets
+from workers.sessions import PROCESSING, move, usable_assets
 from workers.delivery import request_consent
 
 
@@ -240,13 +240,13 @@ def delete_client(rt, coach_id: str, email: str, *, actor: str) -> str:
 def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
     """Run a failed or stalled session's work again from where it stopped."""
     from workers.inbox import enqueue
-    from workers.pipeline import STEPPING, enqueue_advance, steps_alive
+    from workers.pipeline import enqueue_advance, steps_alive
     with session_scope(rt.engine) as db:
         session = _session(db, coach_id, session_id)
         rows = list(db.exec(select(InboxEvent).where(InboxEvent.coach_id == coach_id,
                                                      InboxEvent.session_id == session.id,
                                                      InboxEvent.status == "failed")))
-        stalled = session.state in STEPPING and not steps_alive(rt, session.id)
+        stalled = session.state in PROCESSING and not steps_alive(rt, session.id)
         if session.state != SessionState.failed.value and not rows and not stalled:
             raise CoachError(f"Session {session.id} has not failed ({session.state.replace('_', ' ')}).")
         for row in rows:

@@ -20,9 +20,6 @@ _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "emails"),
                    autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True)
 
-DELIVERABLE = {SessionState.stored.value, SessionState.transcribing.value,
-               SessionState.summarising.value}
-
 
 def render(name: str, **context) -> str:
     return _env.get_template(name).render(**context)
@@ -49,7 +46,7 @@ def deliver_session(session_id: str) -> str:
     s = rt.settings
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        if session is None or session.state not in DELIVERABLE:
+        if session is None or session.state not in sessions.PROCESSING:
             return session.state if session else "missing"
         client = q.client_of(db, session.coach_id, session.client_id)
         coach = q.coach_by_id(db, session.coach_id)

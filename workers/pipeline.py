@@ -29,6 +29,15 @@ VTT_FILE_ID = "holdspace:transcript.vtt"
 
 # --- moving on ----------------------------------------------------------------------------------
 
+# A job waiting (scheduled) for the platform's transcript carries this tag and a count.
+WAIT_TAG = "-wait"
+
+
+def step_job_id(step, session_id: str, tag: str = "") -> str:
+    """The one job id of `step` (a job function) for a session, so a step is never queued twice."""
+    return f"{step.__name__}-{session_id}{tag}"
+
+
 def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag: str = "") -> None:
     """Queue the step the session's state calls for (each step has its own job id)."""
     with session_scope(rt.engine) as db:
@@ -38,7 +47,7 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
             S.summarising.value: summarise_session}.get(state)
     if step is None:
         return
-    job_id = f"{step.__name__}-{session_id}{tag}"
+    job_id = step_job_id(step, session_id, tag)
     try:
         if rt.job_alive(job_id):
             return
@@ -54,18 +63,19 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
 
 # --- the sweeper ---------------------------------------------------------------------------------
 
-# States a step is working through, and the ingest state whose work is the inbox's.
-STEPPING = (S.stored.value, S.transcribing.value, S.summarising.value)
+# The states before the recording is stored, whose work is the inbox's.
 INGESTING = (S.received.value, S.fetching.value)
 
 
 def steps_alive(rt, session_id: str) -> bool:
     """Whether any job of this session's pipeline is queued, scheduled, waiting or running."""
-    ids = [f"{name}-{session_id}" for name in ("transcribe_session", "summarise_session", "deliver_session")]
-    if any(rt.job_alive(job_id) for job_id in ids):
-        return True
     from rq.registry import ScheduledJobRegistry
-    waiting = f"transcribe_session-{session_id}-wait"  # waiting for the platform's transcript
+
+    from workers.delivery import deliver_session
+    steps = (transcribe_session, summarise_session, deliver_session)
+    if any(rt.job_alive(step_job_id(step, session_id)) for step in steps):
+        return True
+    waiting = step_job_id(transcribe_session, session_id, WAIT_TAG)
     return any(job_id.startswith(waiting) for queue in rt.queues
                for job_id in ScheduledJobRegistry(queue=queue).get_job_ids())
 
@@ -85,7 +95,7 @@ def sweep_stalled(now=None) -> dict:
     before = (now or utcnow()) - timedelta(seconds=s.session_stall_seconds)
     with session_scope(rt.engine) as db:
         stalled = [(x.id, x.state) for x in db.exec(select(CoachingSession).where(
-            CoachingSession.state.in_(STEPPING + INGESTING), CoachingSession.updated_at < before))]
+            CoachingSession.state.in_(sessions.PROCESSING + INGESTING), CoachingSession.updated_at < before))]
     requeued, failed = [], []
     for session_id, state in stalled:
         if state in INGESTING:
@@ -124,7 +134,7 @@ def sweep_stalled(now=None) -> dict:
 def _deliver(rt, session_id: str) -> None:
     from workers.delivery import deliver_session
     try:
-        rt.queue("default").enqueue(deliver_session, session_id, job_id=f"deliver_session-{session_id}",
+        rt.queue("default").enqueue(deliver_session, session_id, job_id=step_job_id(deliver_session, session_id),
                                     retry=Retry(max=3, interval=[60, 300, 900]))
     except Exception as exc:  # noqa: BLE001
         log.warning("session %s: delivery not queued (%s)", session_id, type(exc).__name__)
@@ -198,7 +208,7 @@ def transcribe_session(session_id: str) -> str:
             if engine == "wait":
                 waited = (utcnow() - session.created_at).total_seconds()
                 delay = min(900, max(1, s.platform_transcript_wait_seconds - waited))
-                tag = f"-wait{int(waited // 60)}"
+                tag = f"{WAIT_TAG}{int(waited // 60)}"
             else:
                 sessions.move(db, session, S.transcribing)
                 audit.record(db, "system", "session.transcribing", f"session:{session_id}",

@@ -38,7 +38,9 @@ ALLOWED: dict[SessionState, frozenset[SessionState]] = {
     S.failed: frozenset({S.received, S.fetching, S.stored, S.unmatched, S.nothing_to_keep,
                          S.transcribing, S.summarising, S.delivered, S.refused_no_consent}),
 }
-HAVE_RECORDING = frozenset({S.stored.value, S.transcribing.value, S.summarising.value, S.delivered.value})
+# The states a pipeline step (transcribe, summarise, deliver) works through.
+PROCESSING = (S.stored.value, S.transcribing.value, S.summarising.value)
+HAVE_RECORDING = frozenset(PROCESSING + (S.delivered.value,))
 
 
 class IllegalMove(RuntimeError):
