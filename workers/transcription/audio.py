@@ -85,6 +85,13 @@ def decode_audio(source, *, block_seconds: float = BLOCK_SECONDS) -> Iterator[np
             raise AudioError("the recording's audio stream holds no samples")
 
 
+def blocks_of(recording) -> Iterable[np.ndarray]:
+    """What an engine hears: float32 16 kHz samples as they are, or any recording decoded."""
+    if isinstance(recording, np.ndarray):
+        return [np.asarray(recording, dtype=np.float32)]
+    return decode_audio(recording)
+
+
 def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     """A 16-bit mono WAV of float samples, built in memory (for an upload, never a file)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")

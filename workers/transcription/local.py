@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.transcription import Segment, TranscriptResult
-from workers.transcription.audio import decode_audio, iter_chunks, stitch
+from workers.transcription.audio import blocks_of, iter_chunks, stitch
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class LocalWhisper:
         """Transcribe a recording: a seekable file object or path of any media PyAV reads, or
         16 kHz mono float32 samples. Long recordings go through Whisper in chunks of at most
         `chunk_seconds`, cut at silences, so memory stays flat in the recording's length."""
-        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else decode_audio(audio)
+        blocks = blocks_of(audio)
         model = self.model
         if language and not model.model.is_multilingual and language != "en":
             language = None  # an English-only model would refuse; let it transcribe as English

@@ -13,10 +13,8 @@ import concurrent.futures
 import threading
 from typing import Any
 
-import numpy as np
-
 from workers.transcription import Segment, TranscriptResult
-from workers.transcription.audio import SAMPLE_RATE, Chunk, decode_audio, iter_chunks, stitch, wav_bytes
+from workers.transcription.audio import SAMPLE_RATE, Chunk, blocks_of, iter_chunks, stitch, wav_bytes
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
@@ -111,7 +109,7 @@ class OpenAITranscriber:
         """Transcribe a recording (a seekable file object or path of any media PyAV reads, or
         16 kHz mono float32 samples): chunks are cut, encoded and sent concurrently, then
         stitched back together."""
-        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else decode_audio(audio)
+        blocks = blocks_of(audio)
         # 16-bit mono: two bytes a sample, after the 44-byte WAV header.
         max_seconds = (self.max_chunk_bytes - 44) / (2 * SAMPLE_RATE)
         # Each chunk is sent as soon as its cut is decided, while decoding goes on behind it;
