@@ -37,6 +37,23 @@ def _first_delivery(rt, signature: str) -> bool:
         return True
 
 
+def _signed_by_slack(verifier: SignatureVerifier, body: bytes, headers) -> bool:
+    """slack_sdk's check (it rejects timestamps more than 5 minutes off), less the inputs on
+    which it raises instead of answering, so that they get a 401 and not a 500: it calls int()
+    on the timestamp ('²' or 5,000 digits raise), decodes the body as UTF-8 before checking
+    anything else, and compares signatures with hmac.compare_digest on str, which raises on
+    non-ASCII text. Slack itself sends ASCII signatures and UTF-8 bodies."""
+    if not is_timestamp(headers.get("X-Slack-Request-Timestamp")):
+        return False
+    if not headers.get("X-Slack-Signature", "").isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return verifier.is_valid_request(body, dict(headers))
+
+
 @bp.post("/slack/commands")
 def slash_command():
     rt = current_app.extensions["holdspace"]
@@ -44,10 +61,7 @@ def slash_command():
     if not secret:
         return jsonify({"error": "Slack is not configured"}), 503
     body = request.get_data(cache=True)
-    verifier = SignatureVerifier(secret)  # rejects timestamps more than 5 minutes off
-    # slack_sdk calls int() on the timestamp: '²' or 5,000 digits would raise there.
-    if not is_timestamp(request.headers.get("X-Slack-Request-Timestamp")) or \
-            not verifier.is_valid_request(body, dict(request.headers)):
+    if not _signed_by_slack(SignatureVerifier(secret), body, request.headers):
         return jsonify({"error": "signature check failed"}), 401
     if not _first_delivery(rt, request.headers.get("X-Slack-Signature", "")):
         return jsonify({"error": "this request was already received"}), 401

@@ -1,5 +1,7 @@
 """JSON from outside, bounded: a body nested deeper than any real event is refused as
-malformed, before it can exhaust the parser's recursion or anything that walks it later."""
+malformed, before it can exhaust the parser's recursion or anything that walks it later; so is
+one whose strings hold a lone surrogate escape (`"\\ud800"`), which json.loads accepts but no
+UTF-8 encoder (the database driver, a dedupe key) can write."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ MAX_DEPTH = 32
 
 
 class PayloadError(ValueError):
-    """The body is not JSON, or is nested deeper than MAX_DEPTH."""
+    """The body is not JSON, is nested deeper than MAX_DEPTH, or holds a lone surrogate."""
 
 
 def load_json(data: bytes | str, *, max_depth: int = MAX_DEPTH):
-    """`json.loads(data)`, refusing (PayloadError) bodies that are not JSON or nest too deep."""
+    """`json.loads(data)`, refusing (PayloadError) bodies that are not JSON, nest too deep or
+    hold a string that is not valid Unicode."""
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -23,16 +26,32 @@ def load_json(data: bytes | str, *, max_depth: int = MAX_DEPTH):
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+            continue
         if isinstance(item, dict):
             children = item.values()
+            for key in item:
+                _check_text(key)
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > max_depth:
             raise PayloadError(f"body nests deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list, str)))
     return value
+
+
+def _check_text(text: str) -> None:
+    # A lone surrogate (from a `\udXXX` escape) made a signed Zoom or Google delivery a 500
+    # where its id went into the inbox's dedupe key; refused here, it is a 400 like any other
+    # malformed body, and nothing downstream has to think about it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("body holds a string that is not valid Unicode") from None
 
 
 def is_timestamp(value: str | None, *, digits: int = 12) -> bool:
