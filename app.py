@@ -234,7 +234,7 @@ def register_cli(app: Flask) -> None:
     def google_connect_delegated(coach_email, google_user_id):
         """Act for a coach through the Workspace admin's domain-wide delegation."""
         from models import GoogleConnection
-        from workers.meet import keep_subscription
+        from workers.platforms.meet import keep_subscription
         rt = _rt()
         if not rt.settings.google_service_account_file:
             fail("GOOGLE_SERVICE_ACCOUNT_FILE is not set")
@@ -293,4 +293,4 @@ def register_cli(app: Flask) -> None:
     def demo(serve):
         """The end-to-end demo that `make demo` runs."""
         from demo.run import run_demo
-        sys.exit(run_demo(_rt(), serve=serve))
+        sys.exit(run_demo(_rt(), create_app, serve=serve))

@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
 
+# The values TRANSCRIBE_ENGINE and SUMMARY_ENGINE accept; the engines choose among them.
+TRANSCRIBE_ENGINES = ("auto", "platform", "local", "openai")
+SUMMARY_ENGINES = ("auto", "openai", "offline")
+
 
 def _secret_file(path: Path, make) -> str:
     """Read a generated secret, creating it once (0600) on first use."""
@@ -161,11 +165,7 @@ class Settings(BaseSettings):
     @field_validator("transcribe_engine", "summary_engine")
     @classmethod
     def _known_engine(cls, value: str, info) -> str:
-        # The engines' own modules own their lists of settings.
-        if info.field_name == "transcribe_engine":
-            from workers.transcription.engines import SETTINGS
-        else:
-            from workers.summaries import SETTINGS
+        SETTINGS = TRANSCRIBE_ENGINES if info.field_name == "transcribe_engine" else SUMMARY_ENGINES
         choice = value.strip().lower()
         if choice not in SETTINGS:
             raise ValueError(f"must be one of {', '.join(SETTINGS)}")

@@ -154,9 +154,15 @@ def status(rt, coach_id, args, actor) -> str:
     counts = ", ".join(f"{state.replace('_', ' ')}: {n}" for state, n in sorted(info["counts"].items())) or "no sessions yet"
     lines = [f"Sessions — {counts}",
              f"Queue: {info['queue_depth']} job(s) waiting" if info["queue_depth"] is not None else "Queue: not answering"]
-    for s in info["failed"]:
-        lines.append(f"• failed `{s.id}` {s.topic or ''}: {s.error} (retry from the dashboard)")
+    for a in coaching.needs_attention(rt, coach_id, limit=5):
+        lines.append(f"• {a.session.state.replace('_', ' ')} `{a.session.id}` {a.session.topic or ''}: "
+                     f"{a.reason} (`/holdspace retry {a.session.id}`)")
     return "\n".join(lines)
+
+
+def retry(rt, coach_id, args, actor) -> str:
+    _need(args, 1, "retry <session>")
+    return coaching.retry(rt, coach_id, args[0], actor=actor)
 
 
 def dashboard(rt, coach_id, args, actor) -> str:
@@ -188,6 +194,7 @@ COMMANDS: dict[str, Command] = {
     "revoke": Command(revoke, "revoke <session>", "turn off the client's links to a session"),
     "delete": Command(delete, "delete session <id> | delete client <email>", "delete, with a confirmation step"),
     "status": Command(status, "status", "the pipeline: states, failures, queue"),
+    "retry": Command(retry, "retry <session>", "run a failed or stalled session's work again"),
     "dashboard": Command(dashboard, "dashboard", "a one-tap sign-in link to your dashboard"),
     "connect": Command(connect, "connect google", "connect your Google account for Meet recordings"),
 }

@@ -39,8 +39,8 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run_demo(base_rt, serve: bool = False) -> int:
-    from app import create_app
+def run_demo(base_rt, create_app, serve: bool = False) -> int:
+    """`create_app` is the app factory (passed in: the app's CLI is what calls the demo)."""
     from tests.zoomstub import ZoomStub
     from tests.zoomhelpers import signed_headers
 

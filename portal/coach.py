@@ -249,13 +249,11 @@ def dashboard():
     clients = coaching.clients(rt, coach_id)
     recent = coaching.sessions(rt, coach_id, limit=25)
     overview = coaching.status(rt, coach_id)
+    attention = coaching.needs_attention(rt, coach_id)
     with session_scope(rt.engine) as db:
-        failed = list(db.exec(select(CoachingSession).where(
-            CoachingSession.coach_id == coach_id, CoachingSession.state == SessionState.failed.value)
-            .order_by(CoachingSession.updated_at.desc()).limit(50)))
         _viewed(db, "dashboard")
     names = {c.id: c.name for c in clients}
-    return render_template("coach/dashboard.html", clients=clients, recent=recent, failed=failed,
+    return render_template("coach/dashboard.html", clients=clients, recent=recent, attention=attention,
                            counts=overview["counts"], queue_depth=overview["queue_depth"], names=names)
 
 
@@ -321,7 +319,7 @@ def session_view(session_id):
     except ValueError:
         at = None
     return render_template(
-        "coach/session.html", s=found, client=client, summary=summary, insight=insight,
+        "coach/session.html", s=found, client=client, stalled=coaching.is_stalled(rt, found), summary=summary, insight=insight,
         segments=transcript.segments if transcript else [], transcript=transcript, media=media,
         may_download=bool(consent) and may(consent.scope_set, "download"), consent=consent,
         live_links=live_links, notes=notes, at=at)

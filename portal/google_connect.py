@@ -52,7 +52,7 @@ def google_connect():
 
 @bp.get("/google/callback")
 def google_callback():
-    from workers.meet import TOKEN_PURPOSE, keep_subscription
+    from workers.platforms.meet import TOKEN_PURPOSE, keep_subscription
     s, rt = _rt().settings, _rt()
     state = request.args.get("state", "")
     # A state that is forged, stale or another coach's is an authorisation failure, not ours to use.
@@ -96,7 +96,7 @@ def google_callback():
 
 @bp.post("/google/disconnect")
 def google_disconnect():
-    from workers.meet import client_for
+    from workers.platforms.meet import client_for
     rt = _rt()
     with session_scope(rt.engine) as db:
         conn = _connection(db, g.coach.id)

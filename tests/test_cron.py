@@ -9,7 +9,7 @@ from tests.zoomhelpers import STORED_OR_LATER
 from models import Asset, CoachingSession, InboxEvent
 from tests.zoomhelpers import coach_and_client, post_zoom
 from tests.zoomstub import load_fixture, register_fixture_files
-from workers import ingest
+from workers.platforms import zoom
 
 
 def test_daily_sweep_ingests_unannounced_recordings_once(hs_factory, database_url, zoom_stub):
@@ -19,10 +19,10 @@ def test_daily_sweep_ingests_unannounced_recordings_once(hs_factory, database_ur
     meeting = register_fixture_files(zoom_stub, payload)
     meeting.start_time = "2026-11-20T10:00:00Z"
     swept_on = datetime(2026, 11, 21, 4, 17, tzinfo=timezone.utc)  # the sweep's window holds it
-    found = ingest.sweep_zoom_recordings(now=swept_on)
+    found = zoom.sweep_recordings(now=swept_on)
     assert found == 1
     hs.drain()
-    assert ingest.sweep_zoom_recordings(now=swept_on) == 0  # the second sweep finds nothing new
+    assert zoom.sweep_recordings(now=swept_on) == 0  # the second sweep finds nothing new
     assert post_zoom(hs.http, body).status_code == 200  # nor does the late webhook change anything
     hs.drain()
     with hs.db() as db:
@@ -40,5 +40,5 @@ def test_cron_registration(hs_factory, database_url):
     sched = CronScheduler(connection=hs.rt.redis)
     register(sched)
     funcs = {job.func for job in sched.get_jobs()}
-    assert sweep_inbox in funcs and ingest.sweep_zoom_recordings in funcs
+    assert sweep_inbox in funcs and zoom.sweep_recordings in funcs
     assert sweep_inbox() == {"inbox": 0, "messages": 0, "erasures": 0}

@@ -96,7 +96,7 @@ def test_connect_stores_only_a_sealed_token_and_subscribes(hs, google_stub):
     coach_id, conn = connect_google(hs, google_stub)
     assert conn.mode == "oauth" and conn.google_user_id == COACH_USER.split("/")[1]
     assert conn.refresh_token_sealed and "1//" not in conn.refresh_token_sealed
-    from workers.meet import TOKEN_PURPOSE
+    from workers.platforms.meet import TOKEN_PURPOSE
     token = hs.rt.vault.unseal(conn.refresh_token_sealed, TOKEN_PURPOSE.format(coach_id=coach_id)).decode()
     assert token and token not in conn.refresh_token_sealed
     sub = google_stub.subscription(conn.subscription_name)
@@ -188,7 +188,7 @@ def test_conference_ended_without_a_recording_tells_the_coach(hs, google_stub, s
 
 
 def test_subscription_keeper_with_a_moved_clock(hs, google_stub, smtp_sink):
-    from workers.meet import renew_subscriptions
+    from workers.platforms.meet import renew_subscriptions
     coach_id, conn = connect_google(hs, google_stub)
     first_expiry = conn.subscription_expires_at
     assert renew_subscriptions(now=utcnow()) == 0  # days from expiry: nothing to do

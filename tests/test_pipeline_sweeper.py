@@ -8,7 +8,7 @@ from datetime import timedelta
 from rq import SimpleWorker
 from sqlmodel import select
 
-from models import CoachingSession, utcnow
+from models import Asset, CoachingSession, utcnow
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
 from workers import coaching
 from workers.pipeline import sweep_stalled
@@ -103,7 +103,7 @@ def test_a_stalled_session_can_be_retried_before_the_sweeper_comes(hs_factory, d
 def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_factory, database_url, zoom_stub,
                                                                          smtp_sink, s3_server):
     # Storage that is not there (a bucket deleted under us) is no download error the ingest
-    # step knows: its job fails for good, and the session must not be left waiting for ever.
+    # step knows: its job fails for good, and with it the session, at once and with the reason.
     smtp_sink.clear()
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600,
                     storage_url="s3://no-such-bucket-for-holdspace/v", s3_endpoint_url=s3_server.url)
@@ -112,13 +112,45 @@ def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_facto
     for _ in range(5):  # the ingest job's own retries, their clock moved on
         hs.drain(advance=3600)
     ((session_id, state),) = states(hs).items()
-    assert state in ("received", "fetching")  # nothing was stored, and nothing moves it on
-    assert sweep_stalled(now=later(601)) == {"requeued": 0, "failed": 1}
-    hs.drain()
     with hs.db() as db:
         session = db.get(CoachingSession, session_id)
-    assert session.state == "failed" and "download failed" in session.error
+        assert not db.exec(select(Asset).where(Asset.session_id == session_id)).all()
+    assert session.state == "failed" and "ingest failed: VaultError" in session.error
+    assert "NoSuchBucket" in session.error
+    assert sweep_stalled(now=later(601)) == {"requeued": 0, "failed": 0}
     assert sweep_stalled(now=later(7200)) == {"requeued": 0, "failed": 0}
     hs.drain()
     told = [m for m in smtp_sink.to(COACH_EMAIL) if "could not be processed" in m["Subject"]]
     assert len(told) == 1
+
+
+def test_a_stalled_session_needs_attention_on_the_dashboard_and_in_slack(hs_factory, database_url, zoom_stub,
+                                                                         smtp_sink):
+    from portal.coach import login_link
+    from tests.test_slack import SECRET, reply, slash, with_slack_coach
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=0,
+                    SLACK_SIGNING_SECRET=SECRET)
+    coach_id, _ = with_slack_coach(hs, scopes="record")
+    assert post_zoom(hs.http, audio_recording(zoom_stub, b"\x03" * 3000, uuid="attentionUUID0000000==")).status_code == 200
+    ingest_only(hs)
+    ((session_id, state),) = states(hs).items()
+    assert state == "stored"
+    # While its step is queued, it is only working: nothing needs the coach.
+    assert coaching.needs_attention(hs.rt, coach_id) == []
+
+    hs.rt.redis.flushall()  # the queued step is lost
+    (attention,) = coaching.needs_attention(hs.rt, coach_id)
+    assert attention.session.id == session_id and "stalled while stored" in attention.reason
+    browser = hs.app.test_client()
+    browser.get("/" + login_link(hs.rt, coach_id).split("/", 3)[3])
+    page = browser.get("/coach").get_data(as_text=True)
+    assert "Needs attention" in page and f'id="retry-{session_id}"' in page and "stalled while stored" in page
+    assert 'id="retry"' in browser.get(f"/coach/sessions/{session_id}").get_data(as_text=True)
+
+    status = reply(slash(hs, "status"))
+    assert session_id in status and f"/holdspace retry {session_id}" in status
+    assert reply(slash(hs, f"retry {session_id}")) == "Trying again."
+    hs.drain()
+    assert states(hs)[session_id] == "delivered" and len(session_emails(smtp_sink)) == 1
+    assert coaching.needs_attention(hs.rt, coach_id) == []

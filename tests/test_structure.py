@@ -89,3 +89,116 @@ def test_only_the_consent_policy_decides_what_a_scope_allows():
             found[str(path.relative_to(ROOT))] = lines
     assert found == {}, f"consent scopes checked outside workers/sessions.py: {found}"
     assert consent_checks(ast.parse('ok = "transcribe" in scopes\nx = {"record"} <= c.scope_set\n')) == [1, 2]
+
+
+# --- the import graph ------------------------------------------------------------------------
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """module → the modules of ours it imports, anywhere in it (a function's lazy import
+    counts: it is a dependency all the same). `from pkg import mod` names the module."""
+    def ours(name: str) -> str | None:
+        while name and name not in sources:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, source in sources.items():
+        deps = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                deps |= {ours(a.name) for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps |= {ours(f"{node.module}.{a.name}") for a in node.names}
+        graph[module] = deps - {None, module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one node (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def our_sources() -> dict[str, str]:
+    return {module_name(p): p.read_text() for p in our_modules()}
+
+
+def test_no_import_cycles_among_our_modules_or_packages():
+    graph = import_graph(our_sources())
+    assert cycles(graph) == []
+    # The packages as wholes, too: workers may use models, never the other way round.
+    packages: dict[str, set[str]] = {}
+    for module, deps in graph.items():
+        top = module.split(".")[0]
+        packages.setdefault(top, set()).update(d.split(".")[0] for d in deps if d.split(".")[0] != top)
+    assert cycles(packages) == []
+
+
+def test_the_cycle_check_finds_a_lazy_cycle():
+    sources = {"a": "import b\n", "b": "def f():\n    from a import x\n", "a.x": "", "c": "from a import x\n"}
+    graph = import_graph(sources)
+    assert graph == {"a": {"b"}, "b": {"a.x"}, "a.x": set(), "c": {"a.x"}}
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_inbox_job_named_by_string_is_the_dispatcher():
+    # The inbox names its job rather than importing it (that would close a loop); the name
+    # must stay the function's.
+    from workers import inbox, platforms
+    module, _, name = inbox.PROCESS_EVENT.rpartition(".")
+    assert module == platforms.__name__ and getattr(platforms, name) is platforms.process_event
+
+
+def test_each_platform_keeps_one_event_table():
+    from integrations import google
+    from workers.platforms import PLATFORMS, meet, zoom
+    assert set(PLATFORMS) == {"zoom", "google"}
+    assert set(meet.HANDLERS) == set(google.HANDLED_EVENT_TYPES)
+    assert set(zoom.PLATFORM.handlers) == set(zoom.EVENTS)
+
+
+def sleeps(tree: ast.AST) -> list[int]:
+    """Lines that call time.sleep (or a bare sleep imported from time)."""
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Attribute) and node.func.attr == "sleep"
+         and getattr(node.func.value, "id", "") == "time")
+        or (isinstance(node.func, ast.Name) and node.func.id == "sleep"))]
+
+
+def test_no_job_sleeps_to_wait():
+    # A wait is the scheduler's (workers/retries.later), never a worker's. Starting the
+    # embedded Redis polls for its socket, before any job exists.
+    found = {str(p.relative_to(ROOT)): sleeps(ast.parse(p.read_text())) for p in (ROOT / "workers").rglob("*.py")
+             if p.name != "embedded_redis.py"}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert sleeps(ast.parse("import time\ntime.sleep(1)\nfrom time import sleep\nsleep(2)\nx.sleep(3)\n")) == [2, 4]

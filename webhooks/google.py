@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from integrations import google
 from workers import inbox
+from workers.platforms import meet as meet_events
 
 log = logging.getLogger(__name__)
 bp = Blueprint("google_webhook", __name__)
@@ -47,11 +48,11 @@ def receive():
     except google.PushFormatError as exc:
         return _bad(400, str(exc))
 
-    if not message.handled:
+    if not meet_events.PLATFORM.handles(message.ce_type):
         log.info("Google event %s not handled; acknowledged", message.ce_type)
         return "", 204
 
-    inbox_id = inbox.accept(rt, "google", message.ce_type, message.dedupe_key,
+    inbox_id = inbox.accept(rt, meet_events.PLATFORM.name, message.ce_type, message.dedupe_key,
                             message.to_payload())
     if inbox_id is not None:
         inbox.enqueue(rt, inbox_id)  # Redis down: still 204, the sweeper queues it later

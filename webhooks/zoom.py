@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from integrations.payloads import PayloadError, is_timestamp, load_json
 from workers import inbox
-from workers.ingest import zoom_dedupe_key
+from workers.platforms import zoom as zoom_events
 
 log = logging.getLogger(__name__)
 bp = Blueprint("zoom_webhook", __name__)
@@ -43,18 +43,6 @@ def _bad(status: int, message: str):
     return jsonify({"error": message}), status
 
 
-def _meeting_key(event: str, obj: dict) -> str:
-    return f"zoom:{event}:{obj['uuid']}"
-
-
-# Events holdspace acts on, each with how its deliveries are told apart.
-EVENT_KEYS = {
-    "recording.completed": zoom_dedupe_key,
-    "recording.transcript_completed": zoom_dedupe_key,
-    "meeting.ended": _meeting_key,
-}
-
-
 @bp.post("/webhooks/zoom")
 def receive():
     rt = current_app.extensions["holdspace"]
@@ -80,8 +68,7 @@ def receive():
         encrypted = hmac.new(secret.encode(), plain.encode(), hashlib.sha256).hexdigest()
         return jsonify({"plainToken": plain, "encryptedToken": encrypted})
 
-    key_for = EVENT_KEYS.get(event)
-    if key_for is None:
+    if not zoom_events.PLATFORM.handles(event):
         log.info("Zoom event %s not handled; acknowledged", event)
         return jsonify({"ok": True, "handled": False})
 
@@ -93,7 +80,7 @@ def receive():
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
             return _bad(400, f"{field} is not a list of files")
 
-    inbox_id = inbox.accept(rt, "zoom", event, key_for(event, obj), message)
+    inbox_id = inbox.accept(rt, zoom_events.NAME, event, zoom_events.delivery_key(event, obj), message)
     if inbox_id is not None:
         inbox.enqueue(rt, inbox_id)  # Redis down: still 200, the sweeper queues it later
     return jsonify({"ok": True, "duplicate": inbox_id is None})

@@ -250,7 +250,8 @@ def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
         if session.state != SessionState.failed.value and not rows and not stalled:
             raise CoachError(f"Session {session.id} has not failed ({session.state.replace('_', ' ')}).")
         for row in rows:
-            row.status, row.error, row.updated_at = "received", None, utcnow()
+            # A coach's retry is a fresh start: the download gets all its attempts again.
+            row.status, row.error, row.attempts, row.updated_at = "received", None, 0, utcnow()
         # A recording already in the vault resumes at transcription; otherwise the download
         # is tried again from the inbox.
         resume_pipeline = stalled or (not rows and bool(usable_assets(db, session)))
@@ -263,6 +264,44 @@ def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
     if resume_pipeline:
         enqueue_advance(rt, session_id)
     return "Trying again."
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A session the coach should look at: failed, or stalled with no job of its own alive."""
+    session: CoachingSession
+    reason: str
+
+
+def is_stalled(rt, session: CoachingSession, now=None) -> bool:
+    """Sitting in a working state longer than SESSION_STALL_SECONDS with nothing running
+    for it (the sweeper re-queues such a session; the coach may retry it sooner)."""
+    from workers.pipeline import steps_alive
+    if session.state not in PROCESSING:
+        return False
+    age = ((now or utcnow()) - session.updated_at).total_seconds()
+    if age < rt.settings.session_stall_seconds:
+        return False
+    try:
+        return not steps_alive(rt, session.id)
+    except Exception:  # noqa: BLE001 - with Redis away nothing can be said; the sweeper will
+        return False
+
+
+def needs_attention(rt, coach_id: str, limit: int = 50, now=None) -> list[Attention]:
+    """Failed sessions, newest first, then stalled ones, each with what is wrong."""
+    with session_scope(rt.engine) as db:
+        failed = list(db.exec(select(CoachingSession).where(
+            CoachingSession.coach_id == coach_id, CoachingSession.state == SessionState.failed.value)
+            .order_by(CoachingSession.updated_at.desc()).limit(limit)))
+        working = list(db.exec(select(CoachingSession).where(
+            CoachingSession.coach_id == coach_id, CoachingSession.state.in_(PROCESSING))
+            .order_by(CoachingSession.updated_at).limit(limit)))
+    out = [Attention(s, s.error or "failed") for s in failed]
+    out += [Attention(s, f"stalled while {s.state.replace('_', ' ')} since {s.updated_at:%d %b %H:%M} UTC; "
+                         "holdspace will try again, or retry it now")
+            for s in working if is_stalled(rt, s, now)]
+    return out[:limit]
 
 
 def status(rt, coach_id: str) -> dict:

@@ -1,5 +1,5 @@
 """What the scheduler runs: the inbox and stalled-session sweepers, the daily sweep for missed
-recordings, retention, briefings and the Google subscription keeper."""
+recordings, retention, briefings, and each platform's own scheduled jobs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from models import utcnow
 from workers import inbox, notify
 from workers.briefing import send_upcoming_briefings
 from workers.erasure import apply_retention, resume_unfinished
-from workers.meet import renew_subscriptions
 from workers.pipeline import sweep_stalled
-from workers.ingest import sweep_zoom_recordings
+from workers.platforms import PLATFORMS
 from workers.runtime import current
 
 
@@ -31,8 +30,9 @@ def sweep_inbox(now=None) -> dict:
 def register(scheduler) -> None:
     scheduler.register(sweep_inbox, "default", interval=60, name="inbox sweeper")
     scheduler.register(sweep_stalled, "default", interval=300, name="stalled sessions sweeper")
-    scheduler.register(sweep_zoom_recordings, "default", cron="17 4 * * *",
-                       name="daily Zoom recordings sweep")
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")
     scheduler.register(send_upcoming_briefings, "default", interval=300, name="pre-session briefings")
-    scheduler.register(renew_subscriptions, "default", interval=3600, name="Google subscription keeper")
+    for platform in PLATFORMS.values():  # each platform's own reconciliation and keepers
+        for job in platform.schedules:
+            when = {"interval": job.interval} if job.interval else {"cron": job.cron}
+            scheduler.register(job.func, "default", name=job.name, **when)

@@ -40,6 +40,7 @@ def when_of(session: CoachingSession) -> str:
     return session.started_at.strftime("%A %-d %B %Y") if session.started_at else "your last session"
 
 
+@sessions.step("delivery")
 def deliver_session(session_id: str) -> str:
     """Email the client a link to their session page; the session becomes `delivered`."""
     rt = current()

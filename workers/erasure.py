@@ -15,7 +15,6 @@ import json
 import logging
 from datetime import timedelta
 
-from rq import Retry
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
@@ -24,7 +23,7 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, Deletion
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import links, notify
+from workers import links, notify, retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def verify_receipt(secret_key: str, receipt: DeletionReceipt) -> bool:
 
 def enqueue_erasure(rt, receipt_id: str) -> None:
     rt.queue("default").enqueue(run_erasure, receipt_id, job_id=f"erasure-{receipt_id}",
-                                retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+                                retry=retries.ERASURE.rq())
 
 
 # --- starting a deletion (in the caller's transaction) ------------------------------------------

@@ -7,7 +7,6 @@ import logging
 from datetime import timedelta
 
 import redis
-from rq import Retry
 from rq.registry import StartedJobRegistry
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,6 +14,7 @@ from sqlmodel import select
 
 from models import InboxEvent, utcnow
 from models.db import session_scope
+from workers import retries
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,24 @@ def accept(rt, platform: str, event: str, dedupe_key: str, payload: dict,
         return conn.execute(stmt).scalar()
 
 
+# The job that processes an event, named rather than imported: the platforms it dispatches to
+# record their own discoveries here, so importing it would close a loop.
+PROCESS_EVENT = "workers.platforms.process_event"
+JOB_OPTIONS = dict(job_timeout=3 * 3600, retry=retries.INGEST.rq(), failure_ttl=7 * 86400)
+
+
 def job_id(inbox_id: int) -> str:
     return f"inbox-{inbox_id}"
+
+
+def retry_job_id(inbox_id: int, attempt: int) -> str:
+    """The scheduled re-run after attempt `attempt` stopped at something that may pass."""
+    return f"inbox-{inbox_id}-after-{attempt}"
+
+
+def job_alive(rt, inbox_id: int, attempts: int) -> bool:
+    """Whether the event's job, or the re-run its last attempt scheduled, is still to come."""
+    return rt.job_alive(job_id(inbox_id)) or (attempts > 0 and rt.job_alive(retry_job_id(inbox_id, attempts)))
 
 
 def enqueue(rt, inbox_id: int) -> bool:
@@ -63,11 +79,8 @@ def enqueue(rt, inbox_id: int) -> bool:
 
     The row stays `received` until the job starts: whether a job is still alive is asked of
     RQ by the sweeper, which keeps the webhook's path to one database write."""
-    from workers.ingest import process_inbox_event
     try:
-        rt.queue("ingest").enqueue(
-            process_inbox_event, inbox_id, job_id=job_id(inbox_id), job_timeout=3 * 3600,
-            retry=Retry(max=3, interval=[30, 120, 600]), failure_ttl=7 * 86400)
+        rt.queue("ingest").enqueue(PROCESS_EVENT, inbox_id, job_id=job_id(inbox_id), **JOB_OPTIONS)
     except (redis.RedisError, OSError) as exc:
         log.warning("inbox %s recorded but not queued (%s); the sweeper will queue it",
                     inbox_id, type(exc).__name__)
@@ -85,10 +98,10 @@ def sweep(rt, now=None) -> list[int]:
         StartedJobRegistry(queue=q).cleanup(timestamp=now.timestamp())
     stale_before = now - timedelta(seconds=rt.settings.sweep_stale_seconds)
     with session_scope(rt.engine) as db:
-        ids = list(db.exec(select(InboxEvent.id).where(InboxEvent.status.in_(PENDING),
-                                                       InboxEvent.updated_at < stale_before)
-                           .order_by(InboxEvent.id)))
-    requeued = [i for i in ids if not rt.job_alive(job_id(i)) and enqueue(rt, i)]
+        rows = list(db.exec(select(InboxEvent.id, InboxEvent.attempts)
+                            .where(InboxEvent.status.in_(PENDING), InboxEvent.updated_at < stale_before)
+                            .order_by(InboxEvent.id)))
+    requeued = [i for i, attempts in rows if not job_alive(rt, i, attempts) and enqueue(rt, i)]
     if requeued:
         log.info("sweeper re-queued %d inbox events", len(requeued))
     return requeued

@@ -1,27 +1,27 @@
-"""The ingest pipeline for a platform recording: coach → client → consent gate → download
-into the vault → `stored`. Each step moves the CoachingSession forward and is safe to re-run:
-finished files are never fetched twice, and a re-delivered event changes nothing."""
+"""The platform-neutral steps of ingesting a recording: open the session → match the client →
+the consent gate → download into the vault → `stored` (or a named state saying why not).
+
+Each platform (workers/platforms/) maps its events onto these steps. Each step is safe to
+re-run: finished files are never fetched twice, and a re-delivered event changes nothing. A
+download that may pass later is not waited for here: `download` raises `RetryLater` and the
+inbox job asks the scheduler to run the event again (workers/retries.py)."""
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from rq import get_current_job
 from sqlalchemy.exc import IntegrityError
 
-from integrations.zoom import DownloadError
-from models import Asset, CoachingSession, InboxEvent, SessionState, audit, utcnow
+from models import Asset, CoachingSession, InboxEvent, SessionState, audit
 from models import queries as q
 from models.db import session_scope
-from workers import notify, sessions
+from workers import notify, retries, sessions
 from workers.sessions import HAVE_RECORDING
-from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-# Sessions in these states have their recording; later events may only add missing files.
 
 @dataclass(frozen=True)
 class PlatformFile:
@@ -39,141 +39,73 @@ class PlatformFile:
         return "text" if self.kind in ("transcript", "chat") else "media"
 
 
-_ZOOM_KINDS = {
-    "MP4": ("video", "video/mp4"),
-    "M4A": ("audio", "audio/mp4"),
-    "TRANSCRIPT": ("transcript", "text/vtt"),
-    "CHAT": ("chat", "text/plain"),
-}
+@dataclass(frozen=True)
+class Delivery:
+    """An inbox event as its platform's handler sees it: `attempt` counts its job's runs."""
+    inbox_id: int
+    payload: dict
+    attempt: int = 1
 
 
-def _finished(f: dict) -> bool:
-    return f.get("status") in (None, "", "completed")
+@dataclass(frozen=True)
+class Meeting:
+    """What a platform says about the meeting a session records."""
+    platform: str           # zoom | meet
+    uuid: str               # the platform's id of this one occurrence
+    meeting_id: str | None  # the recurring meeting or space, for the coach's mapping
+    topic: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_minutes: int | None = None
 
 
-def zoom_files(obj: dict) -> list[PlatformFile]:
-    """The completed files of a Zoom recording object that holdspace knows how to keep.
+class DownloadError(Exception):
+    """A platform file that could not be fetched whole, whichever platform it came from.
 
-    CC duplicates TRANSCRIPT; TIMELINE, CSV and SUMMARY are not session material. Entries
-    without an id, or that Zoom says are still processing, are left for a later event or the
-    reconciler. Zoom leaves `status` out of some deliveries; such a file is judged by what it
-    is (an id, a download URL and a type we keep), not dropped."""
-    out = []
-    for f in obj.get("recording_files") or []:
-        kind = _ZOOM_KINDS.get(str(f.get("file_type", "")).upper())
-        if kind and f.get("id") and _finished(f) and f.get("download_url"):
-            out.append(PlatformFile(str(f["id"]), kind[0], f["download_url"], f.get("file_size"),
-                                    str(f.get("file_extension") or f["file_type"]).lower(), kind[1]))
-    for f in obj.get("participant_audio_files") or []:
-        if f.get("id") and _finished(f) and f.get("download_url"):
-            # Zoom names each track "Audio only - <participant>".
-            label = str(f.get("file_name") or "").split(" - ", 1)[-1].strip() or None
-            out.append(PlatformFile(str(f["id"]), "participant_audio", f["download_url"],
-                                    f.get("file_size"), str(f.get("file_extension") or "m4a").lower(),
-                                    "audio/mp4", label))
-    return out
+    `retryable` says whether a later attempt may succeed; `retry_after` is the wait the
+    platform asked for, in seconds, when it named one."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
-def files_to_keep(files: list[PlatformFile], media_policy: str, scopes: frozenset[str]) -> list[PlatformFile]:
-    """Apply the coach's media policy and the client's consent scopes."""
-    keep = []
-    has_audio = any(f.kind == "audio" for f in files)
-    for f in files:
-        if f.kind == "transcript" and not sessions.may(scopes, "transcribe"):
-            continue
-        # Audio-only coaches keep the video only when it is the sole source of the audio.
-        if f.kind == "video" and media_policy == "audio_only" and has_audio:
-            continue
-        keep.append(f)
-    return keep
+class RetryLater(Exception):
+    """The event's work stopped at something that may pass: run it again in `delay` seconds."""
+
+    def __init__(self, delay: float, reason: str):
+        super().__init__(reason)
+        self.delay = delay
 
 
-def zoom_dedupe_key(event: str, obj: dict) -> str:
-    """Event + meeting uuid + the completed file ids: the same recording, however delivered."""
-    ids = sorted(f.file_id for f in zoom_files(obj))
-    return f"zoom:{event}:{obj.get('uuid')}:{','.join(ids)}"
+# --- step 1: the session ---------------------------------------------------------------------
 
-
-# --- the job -------------------------------------------------------------------------------
-
-def process_inbox_event(inbox_id: int) -> str:
-    rt = current()
-    with session_scope(rt.engine) as db:
-        ev = db.get(InboxEvent, inbox_id)
-        if ev is None:
-            return "missing"
-        if ev.status not in ("received", "processing"):
-            return ev.status
-        ev.status, ev.attempts, ev.updated_at = "processing", ev.attempts + 1, utcnow()
-        platform, event, payload = ev.platform, ev.event, ev.payload
-    handler = handler_for(platform, event)
-    try:
-        outcome, session_id = handler(rt, inbox_id, payload) if handler else ("ignored", None)
-    except Exception as exc:
-        job = get_current_job()
-        if job is None or not job.retries_left:
-            _finish(rt, inbox_id, "failed", None, error=f"{type(exc).__name__}: {exc}"[:500])
-        raise
-    _finish(rt, inbox_id, outcome, session_id)
-    if outcome == "done" and session_id:
-        from workers.pipeline import enqueue_advance
-        enqueue_advance(rt, session_id)  # transcription, summary, delivery: each its own job
-    return outcome
-
-
-def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str | None = None) -> None:
-    with session_scope(rt.engine) as db:
-        ev = db.get(InboxEvent, inbox_id)
-        ev.status, ev.error, ev.updated_at = status, error, utcnow()
-        ev.session_id = session_id or ev.session_id
-        # The download token is a credential: once the event is processed, whatever the
-        # outcome, it has no reason to stay (a retry downloads with the API token).
-        if isinstance(ev.payload, dict) and ev.payload.get("download_token"):
-            ev.payload = {**ev.payload, "download_token": None}
-
-
-def ingest_zoom_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    obj = payload["payload"]["object"]
-    session_id = _open_session(rt, inbox_id, obj)
-    if session_id is None:
-        return "ignored", None
-
-    sources = []
-    if rt.zoom.configured:
-        meeting_id, uuid = str(obj.get("id") or ""), str(obj["uuid"])
-        sources = [("invitees", lambda: rt.zoom.meeting_invitee_emails(meeting_id)),
-                   ("registrants", lambda: rt.zoom.registrant_emails(meeting_id)),
-                   ("participants", lambda: rt.zoom.participant_emails(uuid))]
-    client_id = resolve_client(rt, session_id, sources, str(obj.get("id") or ""))
-    if client_id is None:
-        return "unmatched", session_id
-
-    scopes = consent_gate(rt, session_id)
-    if scopes is None:
-        return "refused", session_id
-
-    token = payload.get("download_token")
-
-    def open_file(f: PlatformFile):
-        return rt.zoom.open_download(f.url, expected_size=f.size, kind=f.download_kind,
-                                     download_token=token)
-
-    return download(rt, session_id, zoom_files(obj), scopes, open_file)
-
-
-def _open_session(rt, inbox_id: int, obj: dict) -> str | None:
-    """Step 1: the coach from the host; get or create the CoachingSession for this meeting."""
-    with session_scope(rt.engine) as db:
-        coach = q.coach_by_zoom_host(db, obj.get("host_id"), obj.get("host_email"))
-        if coach is None:
-            audit.record(db, "system", "inbox.ignored", f"inbox:{inbox_id}",
-                         reason="unknown Zoom host", host_id=obj.get("host_id"))
-            return None
-        ev = db.get(InboxEvent, inbox_id)
-        ev.coach_id = coach.id
-        session = _session_for(db, coach.id, obj)
+def open_session(db, coach_id: str, meeting: Meeting, inbox_id: int | None = None) -> str:
+    """Get or create the CoachingSession for this meeting (filling what an earlier event did
+    not know), and tie the inbox row to it."""
+    session = q.session_by_platform(db, coach_id, meeting.platform, meeting.uuid)
+    if session is None:
+        session = CoachingSession(coach_id=coach_id, platform=meeting.platform, platform_uuid=meeting.uuid,
+                                  platform_meeting_id=meeting.meeting_id, topic=meeting.topic[:500],
+                                  started_at=meeting.started_at, ended_at=meeting.ended_at,
+                                  duration_minutes=meeting.duration_minutes)
+        try:
+            with db.begin_nested():
+                db.add(session)
+        except IntegrityError:  # a concurrent event for the same meeting created it first
+            session = q.session_by_platform(db, coach_id, meeting.platform, meeting.uuid)
+        else:
+            audit.record(db, "system", "session.received", f"session:{session.id}",
+                         coach_id=coach_id, platform=meeting.platform)
+    else:
+        session.topic = session.topic or meeting.topic[:500]
+        session.started_at = session.started_at or meeting.started_at
+        session.ended_at = session.ended_at or meeting.ended_at
+        session.duration_minutes = session.duration_minutes or meeting.duration_minutes
+    if inbox_id is not None:
         link_inbox(db, inbox_id, session.id)
-        return session.id
+    return session.id
 
 
 def link_inbox(db, inbox_id: int, session_id: str) -> None:
@@ -184,32 +116,11 @@ def link_inbox(db, inbox_id: int, session_id: str) -> None:
         ev.session_id = ev.session_id or session_id
 
 
-def _session_for(db, coach_id: str, obj: dict) -> CoachingSession:
-    uuid = str(obj["uuid"])
-    session = q.session_by_platform(db, coach_id, "zoom", uuid)
-    if session is None:
-        session = CoachingSession(coach_id=coach_id, platform="zoom", platform_uuid=uuid,
-                                  platform_meeting_id=str(obj.get("id") or ""),
-                                  topic=str(obj.get("topic") or "")[:500],
-                                  started_at=_parse_time(obj.get("start_time")),
-                                  duration_minutes=_int_or_none(obj.get("duration")))
-        try:
-            with db.begin_nested():
-                db.add(session)
-        except IntegrityError:  # a concurrent event for the same meeting created it first
-            return q.session_by_platform(db, coach_id, "zoom", uuid)
-        audit.record(db, "system", "session.received", f"session:{session.id}",
-                     coach_id=coach_id, platform="zoom")
-    else:
-        session.topic = session.topic or str(obj.get("topic") or "")[:500]
-        session.started_at = session.started_at or _parse_time(obj.get("start_time"))
-        session.duration_minutes = session.duration_minutes or _int_or_none(obj.get("duration"))
-    return session
-
+# --- step 2: the client ----------------------------------------------------------------------
 
 def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str | None:
-    """Step 2: each source of attendee emails in turn (for Zoom: invitees, then registrants,
-    then participants), then the coach's own mapping of a recurring meeting to a client."""
+    """Each source of attendee emails in turn (for Zoom: invitees, then registrants, then
+    participants), then the coach's own mapping of a recurring meeting to a client."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         if session.client_id:
@@ -241,7 +152,7 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
                 notify.tell_coach(
                     db, rt, coach, key=f"unmatched:{session.id}",
                     subject="A recording needs a client",
-                    body=(f"The recording of \"{session.topic}\" ({_when(session)}) matched none of "
+                    body=(f"The recording of \"{session.topic}\" ({notify.when(session)}) matched none of "
                           f"your clients, so nothing was downloaded. Assign it with "
                           f"/holdspace assign {session.id} <client email>."))
             return None
@@ -251,8 +162,11 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
         return matched
 
 
-def consent_gate(rt, session_id: str) -> frozenset[str] | None:
-    """Step 3: no active consent with the `record` scope → refuse and store nothing."""
+# --- step 3: consent -------------------------------------------------------------------------
+
+def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
+    """No active consent with the `record` scope → refuse and store nothing. `discard`, when
+    the platform can, removes the platform's own copy (the coach asked for that)."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         client = q.client_of(db, session.coach_id, session.client_id)
@@ -265,27 +179,47 @@ def consent_gate(rt, session_id: str) -> frozenset[str] | None:
                       "no active consent with the record scope")
         audit.record(db, "system", "session.refused_no_consent", f"session:{session.id}",
                      coach_id=coach.id, client=client.id)
-        trash = session.platform == "zoom" and coach.trash_zoom_copies and rt.zoom.configured
+        trash = discard is not None and coach.trash_zoom_copies
+        platform = session.platform.capitalize()
         if first_time:
             notify.tell_coach(
                 db, rt, coach, key=f"refused:{session.id}",
                 subject=f"Recording not kept: no consent from {client.name}",
                 body=(f"{client.name} ({client.email}) has no active consent to be recorded, so "
-                      f"holdspace stored nothing from \"{session.topic}\" ({_when(session)})."
-                      + (" The Zoom copy was moved to Zoom's trash." if trash else "")))
-        uuid = session.platform_uuid
+                      f"holdspace stored nothing from \"{session.topic}\" ({notify.when(session)})."
+                      + (f" The {platform} copy was moved to {platform}'s trash." if trash else "")))
+        uuid, coach_id = session.platform_uuid, coach.id
     if trash:
-        rt.zoom.trash_recordings(uuid)
+        discard(uuid)
         with session_scope(rt.engine) as db:
-            audit.record(db, "system", "zoom.recording_trashed", f"session:{session_id}",
-                         coach_id=coach.id)
+            audit.record(db, "system", f"{platform.lower()}.recording_trashed", f"session:{session_id}",
+                         coach_id=coach_id)
     return None
 
 
+# --- step 4: the download --------------------------------------------------------------------
+
+def files_to_keep(files: list[PlatformFile], media_policy: str, scopes: frozenset[str]) -> list[PlatformFile]:
+    """Apply the coach's media policy and the client's consent scopes."""
+    keep = []
+    has_audio = any(f.kind == "audio" for f in files)
+    for f in files:
+        if f.kind == "transcript" and not sessions.may(scopes, "transcribe"):
+            continue
+        # Audio-only coaches keep the video only when it is the sole source of the audio.
+        if f.kind == "video" and media_policy == "audio_only" and has_audio:
+            continue
+        keep.append(f)
+    return keep
+
+
 def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[str],
-             open_file) -> tuple[str, str]:
-    """Step 4: stream every wanted, completed file into the vault under the client's key.
-    `open_file(f)` is the platform's way to fetch a file: a context manager yielding chunks."""
+             open_file, attempt: int = 1) -> tuple[str, str]:
+    """Stream every wanted, completed file into the vault under the client's key.
+
+    `open_file(f)` is the platform's way to fetch a file: a context manager yielding chunks,
+    raising DownloadError. A retryable failure with attempts left raises RetryLater; the last
+    attempt's failure fails the session and tells the coach."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
         coach = q.coach_by_id(db, session.coach_id)
@@ -302,9 +236,14 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
 
     for f in wanted:
         try:
-            stored = _fetch_with_backoff(rt, f, open_file, client_id, session_id)
+            stored = _fetch(rt, f, open_file, client_id, session_id)
         except DownloadError as exc:
-            return _download_failed(rt, session_id, f, exc), session_id
+            if exc.retryable and attempt < rt.settings.download_attempts:
+                delay = retries.download_delay(rt.settings, attempt, exc.retry_after)
+                log.info("download of file %s failed (%s); attempt %d again in %.1fs",
+                         f.file_id, exc, attempt + 1, delay)
+                raise RetryLater(delay, f"download of {f.kind} file: {exc}") from None
+            return _download_failed(rt, session_id, f, exc, attempt), session_id
         with session_scope(rt.engine) as db:
             asset = Asset(coach_id=coach_id, client_id=client_id, session_id=session_id,
                           kind=f.kind, label=f.label, platform_file_id=f.file_id, object_key=stored.key,
@@ -325,39 +264,24 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
         return _mark_kept(rt, db, session, files), session_id
 
 
-def _fetch_with_backoff(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
-    """Download one file, retrying what may pass (HTML instead of media, a dropped connection,
-    429) with exponential backoff; anything that fails is never stored."""
-    s = rt.settings
+def _fetch(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
+    """One attempt at one file; what fails is never stored (the vault aborts the upload)."""
     name = f"sessions/{session_id}/{f.file_id}.{f.extension}"
-    for attempt in range(1, s.download_attempts + 1):
-        try:
-            # An upload left open by a worker killed mid-download is an orphan now.
-            rt.vault.abort_incomplete_uploads(client_id, name)
-            with open_file(f) as chunks:
-                return rt.vault.put_stream(client_id, name, chunks, f.content_type)
-        except DownloadError as exc:
-            if not exc.retryable or attempt == s.download_attempts:
-                raise
-            wait = exc.retry_after if exc.retry_after is not None else s.download_backoff_seconds * 2 ** (attempt - 1)
-            log.info("download of file %s failed (%s); retry %d in %.1fs", f.file_id, exc, attempt, wait)
-            time.sleep(min(wait, 60))
-    raise AssertionError("unreachable")
+    # An upload left open by a worker killed mid-download is an orphan now.
+    rt.vault.abort_incomplete_uploads(client_id, name)
+    with open_file(f) as chunks:
+        return rt.vault.put_stream(client_id, name, chunks, f.content_type)
 
 
-def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError) -> str:
+def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError, attempts: int) -> str:
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        sessions.move(db, session, SessionState.failed, f"download of {f.kind} file failed: {exc}")
         audit.record(db, "system", "session.download_failed", f"session:{session_id}",
                      coach_id=session.coach_id, file=f.file_id, error=str(exc))
-        coach = q.coach_by_id(db, session.coach_id)
-        notify.tell_coach(
-            db, rt, coach, key=f"download-failed:{session_id}:{f.file_id}",
-            subject="A recording could not be downloaded",
-            body=(f"holdspace could not download the {f.kind} of \"{session.topic}\" "
-                  f"({_when(session)}) after {rt.settings.download_attempts} attempts: {exc}. "
-                  "Nothing partial was kept."))
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    sessions.fail(rt, session_id, f"the {f.kind} could not be downloaded after {tries}: {exc}",
+                  subject="A recording could not be downloaded",
+                  advice="Nothing partial was kept; retry from the dashboard once the cause is fixed.")
     return "failed"
 
 
@@ -375,7 +299,7 @@ def _mark_kept(rt, db, session: CoachingSession, files: list[PlatformFile]) -> s
             notify.tell_coach(
                 db, rt, coach, key=f"nothing-to-keep:{session.id}:{sent[:40]}",
                 subject="A recording held nothing to keep",
-                body=(f"For \"{session.topic}\" ({_when(session)}), {reason}. Nothing was stored, "
+                body=(f"For \"{session.topic}\" ({notify.when(session)}), {reason}. Nothing was stored, "
                       "and the client was not emailed."))
         return "done"
     sessions.move(db, session, SessionState.stored)
@@ -386,112 +310,10 @@ def _mark_kept(rt, db, session: CoachingSession, files: list[PlatformFile]) -> s
     return "done"
 
 
-# --- meeting.ended and lost webhooks ---------------------------------------------------------
-
-def note_meeting_ended(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    """Record the meeting as ended and schedule a check for a recording.completed that never came."""
-    obj = payload["payload"]["object"]
-    session_id = _open_session(rt, inbox_id, obj)
-    if session_id is None:
-        return "ignored", None
-    with session_scope(rt.engine) as db:
-        session = db.get(CoachingSession, session_id)
-        session.ended_at = session.ended_at or _parse_time(obj.get("end_time")) or utcnow()
-        waiting = session.state == SessionState.received.value
-        duration = session.duration_minutes or 0
-    if waiting:
-        delay = max(rt.settings.reconcile_min_delay_seconds,
-                    rt.settings.reconcile_duration_factor * duration * 60)
-        schedule_reconcile(rt, session_id, delay, attempt=1)
-    return "done", session_id
-
-
-def schedule_reconcile(rt, session_id: str, delay_seconds: float, attempt: int) -> None:
-    from datetime import timedelta
-    rt.queue("default").enqueue_in(timedelta(seconds=delay_seconds), reconcile_session, session_id,
-                                   job_id=f"reconcile-{session_id}-{attempt}")
-
-
-def reconcile_session(session_id: str) -> str:
-    """Ask Zoom for the recording of an ended meeting whose webhook never arrived."""
-    rt = current()
-    with session_scope(rt.engine) as db:
-        session = db.get(CoachingSession, session_id)
-        if session is None or session.state != SessionState.received.value:
-            return "not waiting"
-        session.reconcile_attempts += 1
-        attempts, uuid, coach_id = session.reconcile_attempts, session.platform_uuid, session.coach_id
-    recording = rt.zoom.get_recordings(uuid) if rt.zoom.configured else None
-    if recording and zoom_files(recording):
-        discovered(rt, recording, source="reconcile")
-        return "discovered"
-    if attempts < rt.settings.reconcile_max_attempts:
-        schedule_reconcile(rt, session_id, rt.settings.reconcile_min_delay_seconds * 2 ** attempts,
-                           attempt=attempts + 1)
-        return "waiting"
-    with session_scope(rt.engine) as db:
-        session = db.get(CoachingSession, session_id)
-        coach = q.coach_by_id(db, coach_id)
-        notify.tell_coach(db, rt, coach, key=f"never-recorded:{session_id}",
-                          subject="No recording arrived",
-                          body=f"Zoom never produced a recording for \"{session.topic}\" ({_when(session)}).")
-    return "gave up"
-
-
-def discovered(rt, recording: dict, source: str) -> int | None:
-    """Feed a recording found through the API into the same inbox and dedupe as a webhook."""
-    from workers import inbox
-    payload = {"event": "recording.completed", "payload": {"object": recording},
-               "download_token": recording.get("download_access_token")}
-    payload["payload"]["object"] = {k: v for k, v in recording.items() if k != "download_access_token"}
-    inbox_id = inbox.accept(rt, "zoom", "recording.completed",
-                            zoom_dedupe_key("recording.completed", recording), payload, source)
-    if inbox_id is not None:
-        inbox.enqueue(rt, inbox_id)
-    return inbox_id
-
-
-def sweep_zoom_recordings(days: int = 3, now=None) -> int:
-    """Daily: list each coach's recent cloud recordings and ingest any holdspace never saw.
-
-    `now` (default: the clock) fixes the window's last day, so a test can sweep any date."""
-    from datetime import timedelta
-    rt = current()
-    if not rt.zoom.configured:
-        return 0
-    today = (now or utcnow()).date()
-    with session_scope(rt.engine) as db:
-        hosts = [c.zoom_user_id for c in q.all_coaches(db) if c.zoom_user_id]
-    found = 0
-    for host in hosts:
-        for meeting in rt.zoom.list_user_recordings(host, today - timedelta(days=days), today):
-            if discovered(rt, meeting, source="sweep"):
-                found += 1
-    return found
-
-
-HANDLERS = {
-    ("zoom", "recording.completed"): ingest_zoom_recording,
-    ("zoom", "recording.transcript_completed"): ingest_zoom_recording,
-    ("zoom", "meeting.ended"): note_meeting_ended,
-}
-
-
-def handler_for(platform: str, event: str):
-    if platform == "google":
-        from workers.meet import HANDLERS as MEET  # Meet's steps build on the ones above
-        return MEET.get(event)
-    return HANDLERS.get((platform, event))
-
-
 # --- small helpers ----------------------------------------------------------------------------
 
-def _when(session: CoachingSession) -> str:
-    return session.started_at.strftime("%d %b %Y %H:%M UTC") if session.started_at else "date unknown"
-
-
-def _parse_time(value):
-    from datetime import datetime, timezone
+def parse_time(value) -> datetime | None:
+    """A platform's ISO 8601 time (with Z or an offset), in UTC; None for anything else."""
     if not value:
         return None
     try:
@@ -501,8 +323,8 @@ def _parse_time(value):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _int_or_none(value):
+def int_or_none(value) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None

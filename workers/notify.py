@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import logging
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from models import Coach, OutboundMessage, utcnow
 from models.db import session_scope
+from workers import retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
+
+
+def when(session) -> str:
+    """A session's start as coaches read it in messages."""
+    return session.started_at.strftime("%d %b %Y %H:%M UTC") if session.started_at else "date unknown"
 
 
 def message_exists(db: Session, key: str) -> bool:
@@ -56,8 +62,9 @@ def dispatch(rt, message_ids: list[str]) -> None:
         try:
             if rt.job_alive(f"message-{mid}"):
                 continue
-            rt.queue("default").enqueue(deliver, mid, job_id=f"message-{mid}",
-                                        retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+            # A message is a moment's work: it goes ahead of any long transcription.
+            rt.queue("default").enqueue(deliver, mid, job_id=f"message-{mid}", at_front=True,
+                                        retry=retries.MESSAGE.rq())
         except Exception as exc:  # noqa: BLE001 - the sweeper sends what stays pending
             log.warning("message %s not queued (%s); the sweeper will send it", mid, type(exc).__name__)
 

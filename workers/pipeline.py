@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from rq import Retry
 from sqlmodel import select
 
 from models import (Asset, ClientMemory, CoachInsight, CoachingSession, SessionState, Summary,
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import sessions
+from workers import retries, sessions
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -51,20 +50,20 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
     try:
         if rt.job_alive(job_id):
             return
-        queue = rt.queue("default")
-        kwargs = dict(job_id=job_id, job_timeout=4 * 3600, retry=Retry(max=3, interval=[60, 300, 900]))
+        options = dict(job_id=job_id, job_timeout=4 * 3600, retry=retries.PIPELINE_STEP.rq())
         if delay_seconds:
-            queue.enqueue_in(timedelta(seconds=delay_seconds), step, session_id, **kwargs)
+            retries.later(rt, "default", delay_seconds, step, session_id, **options)
         else:
-            queue.enqueue(step, session_id, **kwargs)
+            # A transcribed session's last short steps go ahead of other sessions' long
+            # transcriptions, so its client is not kept waiting for a whole batch.
+            rt.queue("default").enqueue(step, session_id, at_front=step is summarise_session, **options)
     except Exception as exc:  # noqa: BLE001 - the pipeline sweep picks it up
         log.warning("session %s: next step not queued (%s)", session_id, type(exc).__name__)
 
 
 # --- the sweeper ---------------------------------------------------------------------------------
 
-# The states before the recording is stored, whose work is the inbox's.
-INGESTING = (S.received.value, S.fetching.value)
+INGESTING = sessions.INGESTING
 
 
 def steps_alive(rt, session_id: str) -> bool:
@@ -108,7 +107,8 @@ def sweep_stalled(now=None) -> dict:
             if not any(r.status == "failed" for r in rows) and (state == S.received.value or not rows):
                 continue
             error = next((r.error for r in rows if r.error), None) or "the download stopped"
-            _fail(rt, session_id, f"download failed: {error}"[:500])
+            sessions.fail(rt, session_id, f"download failed: {error}",
+                          advice="Nothing partial was kept; retry from the dashboard once the cause is fixed.")
             failed.append(session_id)
             continue
         if steps_alive(rt, session_id):
@@ -121,7 +121,7 @@ def sweep_stalled(now=None) -> dict:
                 audit.record(db, "system", "session.requeued", f"session:{session_id}",
                              coach_id=session.coach_id, state=state, attempt=tries + 1)
         if tries >= s.session_stall_tries:
-            _fail(rt, session_id, f"the {state} step stalled {tries} times; holdspace gave up on it")
+            sessions.fail(rt, session_id, f"the {state} step stalled {tries} times; holdspace gave up on it")
             failed.append(session_id)
         else:
             enqueue_advance(rt, session_id)
@@ -135,7 +135,8 @@ def _deliver(rt, session_id: str) -> None:
     from workers.delivery import deliver_session
     try:
         rt.queue("default").enqueue(deliver_session, session_id, job_id=step_job_id(deliver_session, session_id),
-                                    retry=Retry(max=3, interval=[60, 300, 900]))
+                                    at_front=True,
+                                    retry=retries.PIPELINE_STEP.rq())
     except Exception as exc:  # noqa: BLE001
         log.warning("session %s: delivery not queued (%s)", session_id, type(exc).__name__)
 
@@ -146,43 +147,9 @@ def _scopes(db, session) -> frozenset[str] | None:
     return scopes if sessions.may(scopes, "keep") else None
 
 
-def _step(name: str):
-    """A pipeline step: when it fails for good (no retries left) the session is `failed` with
-    the reason, and the coach is told; until then RQ retries it."""
-    def wrap(fn):
-        def run(session_id: str) -> str:
-            try:
-                return fn(session_id)
-            except Exception as exc:
-                from rq import get_current_job
-                job = get_current_job()
-                if job is None or not job.retries_left:
-                    _fail(current(), session_id, f"{name} failed: {type(exc).__name__}: {exc}"[:500])
-                raise
-        run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
-        return run
-    return wrap
-
-
-def _fail(rt, session_id: str, error: str) -> None:
-    from workers import notify
-    with session_scope(rt.engine) as db:
-        session = db.get(CoachingSession, session_id)
-        if session is None:
-            return
-        sessions.move(db, session, S.failed, error)
-        audit.record(db, "system", "session.failed", f"session:{session_id}", coach_id=session.coach_id,
-                     error=error)
-        coach = q.coach_by_id(db, session.coach_id)
-        notify.tell_coach(db, rt, coach, key=f"pipeline-failed:{session_id}:{error[:40]}",
-                          subject="A session could not be processed",
-                          body=f"\"{session.topic}\": {error}. The recording itself is safe; "
-                               "retry from the dashboard once the cause is fixed.")
-
-
 # --- transcription --------------------------------------------------------------------------------
 
-@_step("transcription")
+@sessions.step("transcription")
 def transcribe_session(session_id: str) -> str:
     rt = current()
     s = rt.settings
@@ -334,7 +301,7 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
 
 # --- summaries -----------------------------------------------------------------------------------
 
-@_step("summary")
+@sessions.step("summary")
 def summarise_session(session_id: str) -> str:
     rt = current()
     with session_scope(rt.engine) as db:

@@ -1,7 +1,8 @@
 """The one owner of a coaching session's state and of the consent policy: which moves are
 allowed, what each move requires, and the move itself (every step that changes
-`CoachingSession.state` calls `move()`); and which consent scopes allow which step (every step
-asks `may()`).
+`CoachingSession.state` calls `move()`); how a step fails for good (`fail()`: the reason
+kept, the coach told once; `step()` wraps each pipeline job in it); and which consent scopes
+allow which step (every step asks `may()`).
 
 A session is `stored` only when it holds an asset it can use (media or a transcript), and a
 recording event that left nothing usable ends in `nothing_to_keep`, so no state ever claims
@@ -10,10 +11,16 @@ what the session does not hold.
 
 from __future__ import annotations
 
+import functools
+
+from rq import get_current_job
 from sqlmodel import Session, select
 
-from models import Asset, CoachingSession, SessionState, utcnow
+from models import Asset, CoachingSession, SessionState, audit, utcnow
 from models import queries as q
+from models.db import session_scope
+from workers import notify
+from workers.runtime import current
 
 S = SessionState
 
@@ -40,6 +47,8 @@ ALLOWED: dict[SessionState, frozenset[SessionState]] = {
 }
 # The states a pipeline step (transcribe, summarise, deliver) works through.
 PROCESSING = (S.stored.value, S.transcribing.value, S.summarising.value)
+# The states before the recording is stored, whose work is the inbox's.
+INGESTING = (S.received.value, S.fetching.value)
 HAVE_RECORDING = frozenset(PROCESSING + (S.delivered.value,))
 
 
@@ -68,6 +77,44 @@ def move(db: Session, session: CoachingSession, to: SessionState, reason: str | 
         raise IllegalMove(f"session {session.id}: stored, yet it holds nothing usable")
     session.state, session.error, session.updated_at = to.value, reason, utcnow()
     return True
+
+
+def fail(rt, session_id: str, reason: str, *, subject: str = "A session could not be processed",
+         advice: str = "The recording itself is safe; retry from the dashboard once the cause is fixed.",
+         only_from: tuple[str, ...] | None = None) -> bool:
+    """A step has failed for good: the session is `failed` with `reason`, and the coach is
+    told, once for this session and reason. False (and nothing changes) when the session is
+    gone, is not in `only_from`, or is where a failure must not take it (delivered)."""
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None or (only_from is not None and session.state not in only_from):
+            return False
+        if S.failed not in ALLOWED[S(session.state)] and session.state != S.failed.value:
+            return False
+        move(db, session, S.failed, reason[:500])
+        audit.record(db, "system", "session.failed", f"session:{session_id}", coach_id=session.coach_id,
+                     error=reason[:500])
+        coach = q.coach_by_id(db, session.coach_id)
+        notify.tell_coach(db, rt, coach, key=f"session-failed:{session_id}:{reason[:40]}", subject=subject,
+                          body=f"\"{session.topic}\" ({notify.when(session)}): {reason}. {advice}")
+    return True
+
+
+def step(name: str):
+    """A pipeline step's job: when it fails for good (no RQ retries left) the session is
+    `failed` with the reason and the coach is told; until then RQ runs it again."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(session_id: str) -> str:
+            try:
+                return fn(session_id)
+            except Exception as exc:
+                job = get_current_job()
+                if job is None or not job.retries_left:
+                    fail(current(), session_id, f"{name} failed: {type(exc).__name__}: {exc}")
+                raise
+        return run
+    return wrap
 
 
 # --- the consent policy ----------------------------------------------------------------------

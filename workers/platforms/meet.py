@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from integrations import google as g
-from models import (Asset, CoachingSession, GoogleConnection, InboxEvent, SessionState, audit,
-                    utcnow)
+from models import Asset, CoachingSession, GoogleConnection, InboxEvent, SessionState, audit, utcnow
 from models import queries as q
 from models.db import session_scope
-from workers import ingest, notify, sessions
+from workers import ingest, notify, retries, sessions
+from workers.ingest import Delivery, Meeting
+from workers.platforms.base import Platform, Schedule
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,10 @@ def coach_for(db, message: g.PushMessage) -> str | None:
 
 # --- events -----------------------------------------------------------------------------------------
 
-def _event(rt, inbox_id: int, payload: dict) -> tuple[g.PushMessage, str | None]:
+def _event(rt, delivery: Delivery) -> tuple[g.PushMessage, str | None]:
     """The event and the coach it is for (None, audited as ignored, when no coach is)."""
-    message = g.PushMessage.from_payload(payload)
+    inbox_id = delivery.inbox_id
+    message = g.PushMessage.from_payload(delivery.payload)
     with session_scope(rt.engine) as db:
         coach_id = coach_for(db, message)
         if coach_id is None:
@@ -86,36 +88,17 @@ def _event(rt, inbox_id: int, payload: dict) -> tuple[g.PushMessage, str | None]
     return message, coach_id
 
 
+def meeting_of(conference: dict) -> Meeting:
+    start, end = ingest.parse_time(conference.get("startTime")), ingest.parse_time(conference.get("endTime"))
+    return Meeting(platform="meet", uuid=conference["name"], meeting_id=conference.get("space"),
+                   topic="Google Meet session", started_at=start, ended_at=end,
+                   duration_minutes=int((end - start).total_seconds() // 60) if start and end else None)
+
+
 def _open(rt, coach_id: str, conference: dict, inbox_id: int | None = None) -> str:
     """Get or create the CoachingSession of this conference (and tie the inbox row to it)."""
     with session_scope(rt.engine) as db:
-        session_id = _open_in(db, coach_id, conference)
-        if inbox_id is not None:
-            ingest.link_inbox(db, inbox_id, session_id)
-        return session_id
-
-
-def _open_in(db, coach_id: str, conference: dict) -> str:
-    name = conference["name"]
-    session = q.session_by_platform(db, coach_id, "meet", name)
-    if session is None:
-        start = ingest._parse_time(conference.get("startTime"))
-        end = ingest._parse_time(conference.get("endTime"))
-        session = CoachingSession(
-            coach_id=coach_id, platform="meet", platform_uuid=name,
-            platform_meeting_id=conference.get("space"), topic="Google Meet session",
-            started_at=start, ended_at=end,
-            duration_minutes=int((end - start).total_seconds() // 60) if start and end else None)
-        try:
-            with db.begin_nested():
-                db.add(session)
-        except IntegrityError:
-            return q.session_by_platform(db, coach_id, "meet", name).id
-        audit.record(db, "system", "session.received", f"session:{session.id}", coach_id=coach_id,
-                     platform="meet")
-    elif conference.get("endTime") and not session.ended_at:
-        session.ended_at = ingest._parse_time(conference["endTime"])
-    return session.id
+        return ingest.open_session(db, coach_id, meeting_of(conference), inbox_id)
 
 
 def _client_sources(google: g.GoogleClient, conference_name: str):
@@ -132,8 +115,8 @@ def _client_sources(google: g.GoogleClient, conference_name: str):
     return [("participants", emails)]
 
 
-def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    message, coach_id = _event(rt, inbox_id, payload)
+def ingest_recording(rt, delivery: Delivery) -> tuple[str, str | None]:
+    message, coach_id = _event(rt, delivery)
     if coach_id is None:
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
@@ -142,7 +125,7 @@ def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]
             # Not ready: a later fileGenerated (or the artifact check) brings it back.
             return "ignored", None
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, coach_id, conference, inbox_id)
+        session_id = _open(rt, coach_id, conference, delivery.inbox_id)
         client_id = ingest.resolve_client(rt, session_id, _client_sources(google, conference["name"]),
                                           conference.get("space"))
         if client_id is None:
@@ -152,11 +135,10 @@ def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]
             return "refused", session_id
         file_id = (recording.get("driveDestination") or {}).get("file")
         info = google.drive_file(file_id)
-        f = ingest.PlatformFile(file_id=file_id, kind="video", url="", size=_int(info.get("size")),
+        f = ingest.PlatformFile(file_id=file_id, kind="video", url="", size=ingest.int_or_none(info.get("size")),
                                 extension="mp4", content_type=info.get("mimeType") or "video/mp4")
-        if not f.content_type.startswith(("video/", "audio/")):
-            raise ingest.DownloadError(f"Drive file is {f.content_type}, not a recording", retryable=False)
-        outcome = ingest.download(rt, session_id, [f], scopes, lambda f: _drive_chunks(google, f))
+        outcome = ingest.download(rt, session_id, [f], scopes, lambda f: _drive_chunks(google, f),
+                                  attempt=delivery.attempt)
         if outcome[0] == "done":
             _import_transcripts(rt, google, session_id, conference)
         return outcome
@@ -166,6 +148,9 @@ def ingest_recording(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]
 def _drive_chunks(google: g.GoogleClient, f: ingest.PlatformFile):
     """Drive's ranged download as the chunks ingest streams into the vault; a failure that
     survives the client's own resumed retries becomes a download error ingest understands."""
+    if not f.content_type.startswith(("video/", "audio/")):
+        raise ingest.DownloadError(f"Drive file is {f.content_type}, not a recording", retryable=False)
+
     def chunks():
         total = 0
         try:
@@ -179,15 +164,15 @@ def _drive_chunks(google: g.GoogleClient, f: ingest.PlatformFile):
     yield chunks()
 
 
-def ingest_transcript(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
+def ingest_transcript(rt, delivery: Delivery) -> tuple[str, str | None]:
     """Meet's transcript entries become the session's platform transcript (a VTT in the vault).
     Before the recording has told us whose session it is, the transcript waits for it."""
-    message, coach_id = _event(rt, inbox_id, payload)
+    message, coach_id = _event(rt, delivery)
     if coach_id is None:
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         conference = google.get_conference(message.conference_name)
-        session_id = _open(rt, coach_id, conference, inbox_id)
+        session_id = _open(rt, coach_id, conference, delivery.inbox_id)
         imported = _import_transcript(rt, google, session_id, message.resource_name, conference)
     return ("done" if imported is not None else "ignored"), session_id
 
@@ -235,16 +220,16 @@ def _import_transcript(rt, google: g.GoogleClient, session_id: str, name: str, c
     return transcript["name"]
 
 
-def conference_ended(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
+def conference_ended(rt, delivery: Delivery) -> tuple[str, str | None]:
     """The conference ended (often before its recording exists): wait for the artifacts, bounded."""
-    message, coach_id = _event(rt, inbox_id, payload)
+    message, coach_id = _event(rt, delivery)
     if coach_id is None:
         return "ignored", None
     with contextlib.closing(client_for(rt, coach_id)) as google:
         conference = google.get_conference(message.conference_name)
     session_id = _open(rt, coach_id, conference)
-    rt.queue("default").enqueue_in(timedelta(seconds=rt.settings.meet_artifact_wait_seconds),
-                                   check_artifacts, session_id, job_id=f"meet-artifacts-{session_id}")
+    retries.later(rt, "default", rt.settings.meet_artifact_wait_seconds, check_artifacts, session_id,
+                  job_id=f"meet-artifacts-{session_id}")
     return "done", session_id
 
 
@@ -258,7 +243,7 @@ def check_artifacts(session_id: str) -> str:
         coach = q.coach_by_id(db, session.coach_id)
         notify.tell_coach(db, rt, coach, key=f"meet-missing:{session_id}",
                           subject="A Meet recording never arrived",
-                          body=(f"Your Google Meet session of {ingest._when(session)} ended, but no "
+                          body=(f"Your Google Meet session of {notify.when(session)} ended, but no "
                                 f"recording reached holdspace within "
                                 f"{rt.settings.meet_artifact_wait_seconds // 60} minutes. Was it recorded?"))
     return "told the coach"
@@ -266,8 +251,8 @@ def check_artifacts(session_id: str) -> str:
 
 # --- the subscription keeper -------------------------------------------------------------------------
 
-def lifecycle(rt, inbox_id: int, payload: dict) -> tuple[str, str | None]:
-    message, coach_id = _event(rt, inbox_id, payload)
+def lifecycle(rt, delivery: Delivery) -> tuple[str, str | None]:
+    message, coach_id = _event(rt, delivery)
     if coach_id is None:
         return "ignored", None
     if message.ce_type == g.SUSPENDED:
@@ -360,13 +345,7 @@ def _expiry(sub: dict, now, ttl: int):
     return now + timedelta(seconds=ttl)
 
 
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
+# The one table of Workspace events holdspace acts on (integrations.google parses them).
 HANDLERS = {
     g.RECORDING_GENERATED: ingest_recording,
     g.TRANSCRIPT_GENERATED: ingest_transcript,
@@ -375,3 +354,8 @@ HANDLERS = {
     g.SUSPENDED: lifecycle,
     g.EXPIRED: lifecycle,
 }
+
+# Pub/Sub pushes Meet events into the inbox under "google".
+PLATFORM = Platform("google", HANDLERS, schedules=(
+    Schedule(renew_subscriptions, "Google subscription keeper", interval=3600),
+))

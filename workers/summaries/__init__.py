@@ -7,7 +7,7 @@ Pure code: plain values in and out, no database.
 
 from __future__ import annotations
 
-SETTINGS = ("auto", "openai", "offline")
+from config import SUMMARY_ENGINES as SETTINGS
 
 
 def choose_summary_engine(setting: str | None, *, openai_configured: bool) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-ENGINES = ("platform", "local", "openai")
-SETTINGS = ("auto",) + ENGINES
+from config import TRANSCRIBE_ENGINES as SETTINGS
+
+ENGINES = tuple(e for e in SETTINGS if e != "auto")
 
 
 def choose_engine(
