@@ -168,3 +168,19 @@ def test_briefing_is_sent_once_at_the_right_time_to_the_right_coach(hs, zoom_stu
     body = mail.get_payload(decode=True).decode() if not mail.is_multipart() else str(mail)
     assert "Ask about the one-to-one" in body and "Open commitments" in body
     assert smtp_sink.to("other@example.com") == []
+
+
+def test_one_coach_whose_zoom_user_is_gone_does_not_stop_the_others_briefings(hs, zoom_stub, smtp_sink):
+    from workers.briefing import send_upcoming_briefings
+    # Created first, so swept first: Zoom answers 404 "User does not exist" for this coach.
+    hs.run("coach", "add", "--email", "gone@example.com", "--name", "Gone", "--zoom-user-id", "zGONE404")
+    payload, _ = delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    start = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
+    zoom_stub.add_upcoming(COACH_ZOOM_ID, {"id": payload["payload"]["object"]["id"], "topic": "Weekly",
+                                           "start_time": "2026-12-01T15:00:00Z"})
+    smtp_sink.clear()
+    assert send_upcoming_briefings(now=start - timedelta(minutes=59)) == 1
+    hs.drain()
+    (mail,) = smtp_sink.to(COACH_EMAIL)
+    assert "Robin Client" in mail["Subject"]
+    assert smtp_sink.to("gone@example.com") == []

@@ -103,22 +103,32 @@ def send_upcoming_briefings(now=None) -> int:
         coaches = [(c.id, c.zoom_user_id) for c in q.all_coaches(db) if c.zoom_user_id]
     sent = 0
     for coach_id, zoom_user in coaches:
-        for meeting in rt.zoom.list_upcoming_meetings(zoom_user):
-            start = _parse(meeting.get("start_time"))
-            if start is None or not (now < start <= now + lead):
-                continue
-            client_id = _client_for_meeting(rt, coach_id, meeting)
-            if client_id is None:
-                continue
-            with session_scope(rt.engine) as db:
-                coach = q.coach_by_id(db, coach_id)
-                brief = build(db, coach_id, client_id, today=now.date())
-                msg = notify.tell_coach(
-                    db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
-                    subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
-                    body=brief.text())
-            if msg:  # None: this briefing went out already
-                sent += 1
+        try:
+            sent += _brief_coach(rt, coach_id, zoom_user, now, lead)
+        except Exception as exc:  # noqa: BLE001 - one coach's Zoom trouble must not stop the others
+            log.warning("briefings of coach %s skipped this round: %s", coach_id, type(exc).__name__)
+    return sent
+
+
+def _brief_coach(rt, coach_id: str, zoom_user: str, now, lead) -> int:
+    """One coach's briefings due now; how many were queued."""
+    sent = 0
+    for meeting in rt.zoom.list_upcoming_meetings(zoom_user):
+        start = _parse(meeting.get("start_time"))
+        if start is None or not (now < start <= now + lead):
+            continue
+        client_id = _client_for_meeting(rt, coach_id, meeting)
+        if client_id is None:
+            continue
+        with session_scope(rt.engine) as db:
+            coach = q.coach_by_id(db, coach_id)
+            brief = build(db, coach_id, client_id, today=now.date())
+            msg = notify.tell_coach(
+                db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
+                subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
+                body=brief.text())
+        if msg:  # None: this briefing went out already
+            sent += 1
     return sent
 
 
