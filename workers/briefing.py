@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlmodel import select
 
@@ -13,6 +13,7 @@ from models import ClientMemory, CoachInsight, PrivateNote, Summary, utcnow
 from models import queries as q
 from models.db import session_scope
 from workers import notify
+from workers.ingest import parse_time
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _brief_coach(rt, coach_id: str, zoom_user: str, now, lead) -> int:
     """One coach's briefings due now; how many were queued."""
     sent = 0
     for meeting in rt.zoom.list_upcoming_meetings(zoom_user):
-        start = _parse(meeting.get("start_time"))
+        start = parse_time(meeting.get("start_time"))
         if start is None or not (now < start <= now + lead):
             continue
         client_id = _client_for_meeting(rt, coach_id, meeting)
@@ -140,11 +141,3 @@ def _client_for_meeting(rt, coach_id: str, meeting: dict) -> str | None:
             return matched.pop()
         mapped = q.mapped_client(db, coach_id, "zoom", str(meeting.get("id")))
         return mapped.id if mapped and not mapped.withdrawn_at else None
-
-
-def _parse(value) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -63,9 +63,6 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
 
 # --- the sweeper ---------------------------------------------------------------------------------
 
-INGESTING = sessions.INGESTING
-
-
 def steps_alive(rt, session_id: str) -> bool:
     """Whether any job of this session's pipeline is queued, scheduled, waiting or running."""
     from rq.registry import ScheduledJobRegistry
@@ -94,10 +91,10 @@ def sweep_stalled(now=None) -> dict:
     before = (now or utcnow()) - timedelta(seconds=s.session_stall_seconds)
     with session_scope(rt.engine) as db:
         stalled = [(x.id, x.state) for x in db.exec(select(CoachingSession).where(
-            CoachingSession.state.in_(sessions.PROCESSING + INGESTING), CoachingSession.updated_at < before))]
+            CoachingSession.state.in_(sessions.PROCESSING + sessions.INGESTING), CoachingSession.updated_at < before))]
     requeued, failed = [], []
     for session_id, state in stalled:
-        if state in INGESTING:
+        if state in sessions.INGESTING:
             with session_scope(rt.engine) as db:
                 rows = list(db.exec(select(InboxEvent).where(InboxEvent.session_id == session_id)))
             if any(r.status in PENDING for r in rows):

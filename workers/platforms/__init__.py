@@ -59,8 +59,13 @@ def process_event(inbox_id: int) -> str:
     except Exception as exc:
         job = get_current_job()
         if job is None or not job.retries_left:
-            _finish(rt, inbox_id, "failed", None, error=f"{type(exc).__name__}: {exc}"[:500])
-            _fail_session(rt, inbox_id, f"ingest failed: {type(exc).__name__}: {exc}")
+            session_id = _finish(rt, inbox_id, "failed", None, error=f"{type(exc).__name__}: {exc}"[:500])
+            if session_id:
+                # Mid-ingest it fails now, with the reason; a session that already holds its
+                # recording is the pipeline's, and stays as it is.
+                sessions.fail(rt, session_id, f"ingest failed: {type(exc).__name__}: {exc}",
+                              only_from=sessions.INGESTING,
+                              advice="Nothing partial was kept; retry from the dashboard once the cause is fixed.")
         raise
     _finish(rt, inbox_id, outcome, session_id)
     if outcome == "done" and session_id:
@@ -81,7 +86,8 @@ def _wait(rt, delivery: Delivery, wait: RetryLater) -> None:
                     delivery.inbox_id, type(exc).__name__)
 
 
-def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str | None = None) -> None:
+def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str | None = None) -> str | None:
+    """Record the event's outcome; the id of the session it is tied to, if any."""
     with session_scope(rt.engine) as db:
         ev = db.get(InboxEvent, inbox_id)
         ev.status, ev.error, ev.updated_at = status, error, utcnow()
@@ -90,14 +96,4 @@ def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str |
         # outcome, it has no reason to stay (a retry downloads with the API token).
         if isinstance(ev.payload, dict) and ev.payload.get("download_token"):
             ev.payload = {**ev.payload, "download_token": None}
-
-
-def _fail_session(rt, inbox_id: int, reason: str) -> None:
-    """The event's session, left mid-ingest by a failure for good, fails now with the reason
-    (a session that already holds its recording is the pipeline's, and stays as it is)."""
-    with session_scope(rt.engine) as db:
-        ev = db.get(InboxEvent, inbox_id)
-        session_id = ev.session_id if ev else None
-    if session_id:
-        sessions.fail(rt, session_id, reason, only_from=sessions.INGESTING,
-                      advice="Nothing partial was kept; retry from the dashboard once the cause is fixed.")
+        return ev.session_id
