@@ -152,6 +152,7 @@ def bench_local(minutes: float, long_minutes: float) -> None:
         for length in [m for m in (minutes, long_minutes) if m]:
             media = tmp / f"speech-{length:g}.m4a"
             duration = speech_m4a(length, media)
+            vault.ensure_client_key(CLIENT)
             with open(media, "rb") as f:
                 key = vault.put_stream(CLIENT, f"bench/{length:g}.m4a", f, "audio/mp4").key
             modes = ["pyav"] if length != minutes else ["pyav", "ffmpeg", "file"]

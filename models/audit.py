@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from models.tables import AuditEvent, utcnow
@@ -16,6 +16,7 @@ from models.tables import AuditEvent, utcnow
 GENESIS = "0" * 64
 # Any constant works: it names the one advisory lock that serialises appends on Postgres.
 _PG_LOCK_KEY = 0x686F6C64
+_PENDING, _HOOKED = "holdspace.audit.pending", "holdspace.audit.hooked"
 
 
 def _digest(prev_hash: str, at: datetime, actor: str, action: str, subject: str,
@@ -28,20 +29,35 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, subject: str,
 
 
 def record(db: Session, actor: str, action: str, subject: str, *, coach_id: str | None = None,
-           ip: str | None = None, **detail) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits with the change it describes)."""
+           ip: str | None = None, **detail) -> None:
+    """Record one event in the caller's transaction: it is appended to the chain when that
+    transaction commits (and dropped if it rolls back).
+
+    Appending at commit makes the chain's lock the last one any transaction takes, after the
+    row locks it holds (the erasure fence's among them), so the two can never wait on each
+    other in opposite orders."""
+    pending = db.info.setdefault(_PENDING, [])
+    if not db.info.get(_HOOKED):
+        event.listen(db, "before_commit", _append_pending)
+        event.listen(db, "after_rollback", lambda session: session.info.pop(_PENDING, None))
+        db.info[_HOOKED] = True
+    pending.append(dict(at=utcnow(), actor=actor, action=action, subject=subject, coach_id=coach_id,
+                        ip=ip, detail=json.loads(json.dumps(detail, default=str))))
+
+
+def _append_pending(db: Session) -> None:
+    pending = db.info.pop(_PENDING, None)
+    if not pending:
+        return
     if db.get_bind().dialect.name == "postgresql":
         db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
     last = db.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     prev = last or GENESIS
-    at = utcnow()
-    detail = json.loads(json.dumps(detail, default=str))
-    event = AuditEvent(at=at, actor=actor, action=action, subject=subject, coach_id=coach_id,
-                       ip=ip, detail=detail, prev_hash=prev,
-                       hash=_digest(prev, at, actor, action, subject, coach_id, ip, detail))
-    db.add(event)
+    for item in pending:
+        row = AuditEvent(**item, prev_hash=prev, hash=_digest(prev, **item))
+        db.add(row)
+        prev = row.hash
     db.flush()
-    return event
 
 
 @dataclass

@@ -69,6 +69,9 @@ class Client(SQLModel, table=True):
     # The vault's id for this client's data key (the key itself lives only wrapped, in the vault).
     data_key_id: str | None = None
     withdrawn_at: datetime | None = None
+    # Set when a withdrawal or deletion of this client starts: from then on no writer commits
+    # anything for the client (workers/fence.py).
+    erasing_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -131,6 +134,8 @@ class CoachingSession(SQLModel, table=True):
     state: str = SessionState.received.value
     error: str | None = None
     reconcile_attempts: int = 0
+    # Set when the deletion of this session starts (workers/fence.py).
+    erasing_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

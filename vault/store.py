@@ -248,18 +248,23 @@ class Vault:
         raise VaultError(f"could not create or read the key of client {client_id}")
 
     def ensure_client_key(self, client_id: str) -> str:
-        """The client's key id, creating the key on first use."""
+        """The client's key id, creating the key on first use. The caller decides whether the
+        client may have a key at all (holdspace: only inside the erasure fence)."""
         return self._client_key(_check_client_id(client_id), create=True)[0]
 
     # --- writing -------------------------------------------------------------------------------
 
     def put_stream(self, client_id: str, name: str, readable, content_type: str) -> StoredObject:
         """Encrypt `readable` (file-like or iterable of bytes) into `clients/<id>/objects/<name>`,
-        replacing any object of that name atomically. Nothing is stored if the source fails."""
+        replacing any object of that name atomically. Nothing is stored if the source fails.
+
+        The client's key must exist (`ensure_client_key`): a put never creates one, so a write
+        that outlives the shredding of a client's key fails with ObjectErased instead of
+        sealing the object under a fresh key that no deletion would know of."""
         key = object_key(client_id, name)
         if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type):
             raise ValueError(f"invalid content type {content_type!r}")
-        key_id, client_key = self._client_key(client_id, create=True)
+        key_id, client_key = self._client_key(client_id, create=False)
         content_key = secrets.token_bytes(KEY_SIZE)  # fresh per object: nonces never repeat
         header = Header(self._segment_size, secrets.token_bytes(NONCE_PREFIX_SIZE),
                         wrap_content_key(client_key, content_key), client_id, key_id,

@@ -15,7 +15,7 @@ from models import queries as q
 from models.db import session_scope
 from models.search import search_passages
 from workers import consent as consents
-from workers import links, notify
+from workers import fence, links, notify
 from workers.sessions import PROCESSING, move, usable_assets
 from workers.delivery import request_consent
 
@@ -132,6 +132,8 @@ def assign(rt, coach_id: str, session_id: str, email: str, *, actor: str) -> str
         if session.state != SessionState.unmatched.value:
             raise CoachError(f"Session {session.id} is {session.state.replace('_', ' ')}, not waiting for a client.")
         client = _client(db, coach_id, email)
+        if not fence.may_match(fence.lock_client(db, coach_id, client.id)):
+            raise CoachError(f"{client.name} withdrew and their data is deleted; nothing can be assigned to them.")
         session.client_id = client.id
         move(db, session, SessionState.received)
         if session.platform_meeting_id and not q.mapped_client(db, coach_id, session.platform, session.platform_meeting_id):

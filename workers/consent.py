@@ -31,6 +31,9 @@ def grant(db: Session, client: Client, *, scopes: list[str], method: str, actor:
     """Record a consent, replacing any active one (the history is kept)."""
     if method not in ("written", "verbal_attested"):
         raise ConsentError("method must be written or verbal_attested")
+    if client.erasing_at is not None:
+        # The fence stays up for good: nothing may be recorded again under an erased client.
+        raise ConsentError("this client withdrew and their data was deleted; nothing more can be recorded for them")
     now = utcnow()
     for old in q.consents_of(db, client.coach_id, client.id):
         if old.withdrawn_at is None:

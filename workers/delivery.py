@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from models import CoachingSession, SessionState, Summary, audit, utcnow
 from models import queries as q
 from models.db import session_scope
-from workers import links, notify, sessions
+from workers import fence, links, notify, sessions
 from workers.runtime import current
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "emails"),
@@ -49,10 +49,8 @@ def deliver_session(session_id: str) -> str:
         session = db.get(CoachingSession, session_id)
         if session is None or session.state not in sessions.PROCESSING:
             return session.state if session else "missing"
-        client = q.client_of(db, session.coach_id, session.client_id)
+        client = fence.hold(db, session.coach_id, session.client_id, need="deliver", session_id=session.id)
         coach = q.coach_by_id(db, session.coach_id)
-        if not sessions.may(sessions.consent_scopes(db, coach.id, client.id), "deliver"):
-            return "no consent"
         if notify.message_exists(db, f"session-email:{session.id}"):
             _delivered(db, session)  # an earlier run sent it and stopped before this step
             return "already delivered"

@@ -23,7 +23,7 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, Deletion
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import links, notify, retries
+from workers import fence, links, notify, retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def start_client_erasure(db: Session, coach_id: str, client_id: str, *, reason: 
     """Withdraw consent and revoke links at once (so nothing more is recorded or shown), and
     record the deletion to be done. Returns the draft receipt to hand to `run_erasure`."""
     from workers import consent
-    client = q.client_of(db, coach_id, client_id)
+    # The fence goes up first: from this transaction's commit no writer commits for the client.
+    client = fence.mark_client(db, coach_id, client_id)
     existing = db.exec(select(DeletionReceipt).where(DeletionReceipt.coach_id == coach_id,
                                                      DeletionReceipt.client_id == client_id,
                                                      DeletionReceipt.scope == "client",
@@ -77,6 +78,7 @@ def start_session_erasure(db: Session, coach_id: str, session_id: str, *, reason
     """Delete one session (or only its media, with `kinds`)."""
     session = q.session_of(db, coach_id, session_id)
     if kinds is None:
+        fence.mark_session(db, coach_id, session.client_id, session_id)
         links.revoke_for_client(db, coach_id, session.client_id, session_id=session_id, actor=actor)
     receipt = DeletionReceipt(coach_id=coach_id, client_id=session.client_id,
                               scope="session" if kinds is None else "media",
@@ -109,6 +111,9 @@ def run_erasure(receipt_id: str) -> str:
         record = rt.vault.delete(obj["key"])
         deleted[obj["key"]] = record.versions_deleted
     shred = rt.vault.shred_client_key(inv["client_id"]) if inv["scope"] == "client" else None
+    # A writer that was streaming when the fence went up deletes its own object once it finds
+    # the fence; one that finished in between is caught here (one killed for good, by the sweep).
+    discarded = _discard_in_flight(rt, inv) if shred is not None else 0
     trashed = _trash_zoom_copies(rt, receipt_id, inv)
 
     with session_scope(rt.engine) as db:
@@ -126,6 +131,7 @@ def run_erasure(receipt_id: str) -> str:
             "key_shredded": ({"key_id": shred.key_id, "versions_deleted": shred.versions_deleted}
                              if shred else None),
             "zoom_trashed": trashed,
+            "in_flight_discarded": discarded,
         }
         receipt.body, receipt.completed_at = final, utcnow()
         receipt.signature = sign(rt.settings.secret_key, final)
@@ -190,7 +196,7 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
                .values(session_id=None, revoked_at=utcnow()))
     # Delivered payloads name the meeting and its files; what was received stays counted, not kept.
     db.execute(update(InboxEvent).where(InboxEvent.coach_id == coach_id, InboxEvent.session_id.in_(sids))
-               .values(payload={}, session_id=None))
+               .values(payload={}, session_id=None, status="refused", error="the session was deleted"))
     db.execute(delete(CoachingSession).where(CoachingSession.coach_id == coach_id,
                                              CoachingSession.id.in_(sids)))
     if receipt.scope == "client":
@@ -206,6 +212,36 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
         db.execute(delete(OutboundMessage).where(OutboundMessage.coach_id == coach_id,
                                                  OutboundMessage.recipient == client.email))
     return {}
+
+
+def _discard_in_flight(rt, inv: dict) -> int:
+    """Delete what a writer stored for the client after the inventory (never committed, so not
+    on the receipt, and sealed under the key just shredded)."""
+    listed = {o["key"] for o in inv["objects"]}
+    late = [key for key in rt.vault.list_client_objects(inv["client_id"]) if key not in listed]
+    for key in late:
+        rt.vault.delete(key)
+    return len(late)
+
+
+def sweep_leftovers(rt, now=None, within: timedelta = timedelta(days=2)) -> int:
+    """Objects of recently erased clients that a writer killed mid-write left behind (each
+    unreadable: its key is shredded). A writer outlives an erasure by one download at most, so
+    clients erased within `within` are enough. Run with the erasure sweep; returns how many."""
+    since = (now or utcnow()) - within
+    with session_scope(rt.engine) as db:
+        erased = list(db.exec(select(DeletionReceipt.client_id).where(
+            DeletionReceipt.scope == "client", DeletionReceipt.completed_at >= since)))
+    removed = 0
+    for client_id in {c for c in erased if c}:
+        for key in rt.vault.list_client_objects(client_id):
+            rt.vault.delete(key)
+            removed += 1
+        if rt.vault.shred_client_key(client_id).versions_deleted:
+            log.warning("a key of erased client %s had been re-created; shredded again", client_id)
+    if removed:
+        log.warning("deleted %d objects of erased clients left by interrupted writers", removed)
+    return removed
 
 
 def _trash_zoom_copies(rt, receipt_id: str, inv: dict) -> list[str]:
@@ -281,6 +317,10 @@ def resume_unfinished(rt, older_than_seconds: float, enqueue: bool = True, now=N
     with session_scope(rt.engine) as db:
         ids = list(db.exec(select(DeletionReceipt.id).where(DeletionReceipt.completed_at.is_(None),
                                                             DeletionReceipt.created_at <= cutoff)))
+    try:
+        sweep_leftovers(rt, now=now)
+    except Exception as exc:  # noqa: BLE001 - storage away: the next sweep tries again
+        log.warning("leftover sweep failed (%s)", type(exc).__name__)
     resumed = []
     for receipt_id in ids:
         if enqueue:

@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from models import Asset, CoachingSession, InboxEvent, SessionState, audit
 from models import queries as q
 from models.db import session_scope
-from workers import notify, retries, sessions
+from vault.errors import ObjectErased
+from workers import fence, notify, retries, sessions
+from workers.fence import Fenced
 from workers.sessions import HAVE_RECORDING
 
 log = logging.getLogger(__name__)
@@ -128,11 +130,14 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
         coach = q.coach_by_id(db, session.coach_id)
         coach_id, coach_email, platform = coach.id, coach.email, session.platform
 
-    matched, how = None, None
+    matched, how, erased_only = None, None, False
     for name, fetch in sources:
         emails = [e for e in fetch() if e and e.lower() != coach_email]
         with session_scope(rt.engine) as db:
-            found = {c.id for c in q.clients_by_emails(db, coach_id, emails)}
+            # A client being erased is no one's match: nothing new may be tied to them.
+            candidates = q.clients_by_emails(db, coach_id, emails)
+            found = {c.id for c in candidates if fence.may_match(c)}
+            erased_only = erased_only or (bool(candidates) and not found)
         if len(found) == 1:
             matched, how = found.pop(), name
             break
@@ -140,9 +145,19 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
             break
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
+        if session is None:
+            raise Fenced(f"session {session_id} was deleted")
         if matched is None and meeting_id:
             mapped = q.mapped_client(db, coach_id, platform, meeting_id)
             matched, how = (mapped.id, "meeting mapping") if mapped else (None, None)
+        if matched is not None:
+            try:
+                fence.hold(db, coach_id, matched, need=None)
+            except Fenced:
+                matched = None
+        if matched is None and erased_only:
+            _refuse_for_withdrawn(rt, db, session)
+            return None
         if matched is None:
             first_time = session.state != SessionState.unmatched.value
             sessions.move(db, session, SessionState.unmatched, "no client of this coach matched the meeting")
@@ -162,6 +177,20 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
         return matched
 
 
+def _refuse_for_withdrawn(rt, db, session: CoachingSession) -> None:
+    """The meeting's client withdrew and was erased: refused, and tied to no one."""
+    first_time = session.state != SessionState.refused_no_consent.value
+    sessions.move(db, session, SessionState.refused_no_consent, "the client withdrew consent")
+    audit.record(db, "system", "session.refused_no_consent", f"session:{session.id}",
+                 coach_id=session.coach_id, reason="client withdrew")
+    if first_time:
+        coach = q.coach_by_id(db, session.coach_id)
+        notify.tell_coach(
+            db, rt, coach, key=f"refused:{session.id}", subject="Recording not kept: consent withdrawn",
+            body=(f"The client invited to \"{session.topic}\" ({notify.when(session)}) has withdrawn "
+                  "consent and their data was deleted, so holdspace stored nothing from it."))
+
+
 # --- step 3: consent -------------------------------------------------------------------------
 
 def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
@@ -169,7 +198,11 @@ def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
     the platform can, removes the platform's own copy (the coach asked for that)."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        client = q.client_of(db, session.coach_id, session.client_id)
+        if session is None:
+            raise Fenced(f"session {session_id} was deleted")
+        client = fence.lock_client(db, session.coach_id, session.client_id)
+        if client is None or client.erasing_at is not None or session.erasing_at is not None:
+            raise Fenced(f"session {session_id} or its client is being erased")
         scopes = sessions.consent_scopes(db, session.coach_id, client.id)
         if sessions.may(scopes, "keep"):
             return scopes
@@ -222,8 +255,10 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
     attempt's failure fails the session and tells the coach."""
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
+        if session is None:
+            raise Fenced(f"session {session_id} was deleted")
+        client = fence.hold(db, session.coach_id, session.client_id, need="keep", session_id=session.id)
         coach = q.coach_by_id(db, session.coach_id)
-        client = q.client_of(db, coach.id, session.client_id)
         have = {a.platform_file_id for a in q.assets_of_session(db, coach.id, session.id)}
         wanted = [f for f in files_to_keep(files, coach.media_policy, scopes) if f.file_id not in have]
         if not wanted:
@@ -231,8 +266,7 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
         if session.state not in HAVE_RECORDING:
             sessions.move(db, session, SessionState.fetching)
         coach_id, client_id = coach.id, client.id
-        if not client.data_key_id:
-            client.data_key_id = rt.vault.ensure_client_key(client.id)
+        fence.client_key(db, rt, coach_id, client_id)
 
     for f in wanted:
         try:
@@ -244,24 +278,37 @@ def download(rt, session_id: str, files: list[PlatformFile], scopes: frozenset[s
                          f.file_id, exc, attempt + 1, delay)
                 raise RetryLater(delay, f"download of {f.kind} file: {exc}") from None
             return _download_failed(rt, session_id, f, exc, attempt), session_id
-        with session_scope(rt.engine) as db:
-            asset = Asset(coach_id=coach_id, client_id=client_id, session_id=session_id,
-                          kind=f.kind, label=f.label, platform_file_id=f.file_id, object_key=stored.key,
-                          content_type=f.content_type, size=stored.size,
-                          ciphertext_size=stored.ciphertext_size, sha256=stored.sha256)
-            try:
-                with db.begin_nested():
-                    db.add(asset)
-            except IntegrityError:
-                continue  # a concurrent run stored the same file under the same key
-            audit.record(db, "system", "asset.stored", f"session:{session_id}", coach_id=coach_id,
-                         object_key=stored.key, size=stored.size, sha256=stored.sha256)
+        try:
+            _commit_asset(rt, f, stored, coach_id, client_id, session_id)
+        except Fenced:
+            # Withdrawn or deleted while this file streamed in: what the erasure could not
+            # yet see is removed here, by the writer, before anything points to it.
+            rt.vault.delete(stored.key)
+            raise
 
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
+        fence.hold(db, coach_id, client_id, need="keep", session_id=session_id)
         if session.state in HAVE_RECORDING:
             return "done", session_id
         return _mark_kept(rt, db, session, files), session_id
+
+
+def _commit_asset(rt, f: PlatformFile, stored, coach_id: str, client_id: str, session_id: str) -> None:
+    """Record one stored file, inside the fence (Fenced: the caller deletes the object)."""
+    with session_scope(rt.engine) as db:
+        fence.hold(db, coach_id, client_id, need="keep", session_id=session_id)
+        asset = Asset(coach_id=coach_id, client_id=client_id, session_id=session_id,
+                      kind=f.kind, label=f.label, platform_file_id=f.file_id, object_key=stored.key,
+                      content_type=f.content_type, size=stored.size,
+                      ciphertext_size=stored.ciphertext_size, sha256=stored.sha256)
+        try:
+            with db.begin_nested():
+                db.add(asset)
+        except IntegrityError:
+            return  # a concurrent run stored the same file under the same key
+        audit.record(db, "system", "asset.stored", f"session:{session_id}", coach_id=coach_id,
+                     object_key=stored.key, size=stored.size, sha256=stored.sha256)
 
 
 def _fetch(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
@@ -270,7 +317,10 @@ def _fetch(rt, f: PlatformFile, open_file, client_id: str, session_id: str):
     # An upload left open by a worker killed mid-download is an orphan now.
     rt.vault.abort_incomplete_uploads(client_id, name)
     with open_file(f) as chunks:
-        return rt.vault.put_stream(client_id, name, chunks, f.content_type)
+        try:
+            return rt.vault.put_stream(client_id, name, chunks, f.content_type)
+        except ObjectErased:
+            raise Fenced(f"the key of client {client_id} was shredded during the download") from None
 
 
 def _download_failed(rt, session_id: str, f: PlatformFile, exc: DownloadError, attempts: int) -> str:

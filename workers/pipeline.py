@@ -17,8 +17,10 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, SessionS
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import retries, sessions
+from vault.errors import ObjectErased
+from workers import fence, retries, sessions
 from workers.runtime import current
+from workers.sessions import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ def transcribe_session(session_id: str) -> str:
         session = db.get(CoachingSession, session_id)
         if session is None or session.state not in (S.stored.value, S.transcribing.value):
             return session.state if session else "missing"
+        fence.hold(db, session.coach_id, session.client_id, need="keep", session_id=session.id)
         scopes = _scopes(db, session)
         if scopes is None:
             return "no consent"
@@ -264,14 +267,32 @@ def _openai_transcriber(rt):
 
 def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, language) -> None:
     from workers.transcription.vtt import to_vtt
-    from workers.transcripts import passages
     rows = [seg.to_dict() for seg in segments]
     vtt = to_vtt(segments).encode()
-    stored = rt.vault.put_stream(job.client_id, f"sessions/{job.session_id}/transcript.vtt", [vtt], "text/vtt")
+    try:
+        stored = rt.vault.put_stream(job.client_id, f"sessions/{job.session_id}/transcript.vtt", [vtt], "text/vtt")
+    except ObjectErased:
+        raise Fenced(f"the key of client {job.client_id} was shredded") from None
+    try:
+        drop_media, receipt = _commit_transcript(rt, job, rows, stored, engine, language)
+    except Fenced:
+        rt.vault.delete(stored.key)  # erased meanwhile: nothing may point to it, so remove it
+        raise
+    if drop_media:
+        from workers.erasure import run_erasure
+        run_erasure(receipt.id)
+
+
+def _commit_transcript(rt, job: _TranscriptionJob, rows, stored, engine: str, language):
+    from workers.transcripts import passages
+    receipt = None
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, job.session_id)
+        if session is None:
+            raise Fenced(f"session {job.session_id} was deleted")
+        fence.hold(db, session.coach_id, session.client_id, need="transcribe", session_id=session.id)
         if db.exec(select(Transcript.id).where(Transcript.session_id == job.session_id)).first():
-            return  # a concurrent run got here first
+            return False, None  # a concurrent run got here first
         db.add(Transcript(coach_id=session.coach_id, session_id=session.id, engine=engine,
                           language=language, segments=rows, text=" ".join(r["text"] for r in rows)))
         for start, end, text_ in passages(rows):
@@ -282,6 +303,8 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
                          kind="transcript_vtt", platform_file_id=VTT_FILE_ID, object_key=stored.key,
                          content_type="text/vtt", size=stored.size, ciphertext_size=stored.ciphertext_size,
                          sha256=stored.sha256))
+            audit.record(db, "system", "asset.stored", f"session:{session.id}", coach_id=session.coach_id,
+                         object_key=stored.key, size=stored.size, sha256=stored.sha256)
         sessions.move(db, session, S.summarising)
         audit.record(db, "system", "session.transcribed", f"session:{session.id}",
                      coach_id=session.coach_id, engine=engine, segments=len(rows))
@@ -291,9 +314,7 @@ def _store_transcript(rt, job: _TranscriptionJob, segments, engine: str, languag
             from workers.erasure import MEDIA_KINDS, start_session_erasure
             receipt = start_session_erasure(db, coach.id, session.id, reason="media_policy",
                                             actor="system", kinds=MEDIA_KINDS)
-    if drop_media:
-        from workers.erasure import run_erasure
-        run_erasure(receipt.id)
+    return drop_media, receipt
 
 
 # --- summaries -----------------------------------------------------------------------------------
@@ -331,6 +352,7 @@ def summarise_session(session_id: str) -> str:
     new_memory = update_memory(memory, client_tier, session_id, (started or utcnow()).date(), segments)
 
     with session_scope(rt.engine) as db:
+        fence.hold(db, coach_id, client_id, need="summarise", session_id=session_id)
         if db.exec(select(Summary.id).where(Summary.session_id == session_id)).first():
             return "already summarised"
         tier = client_tier.model_dump(mode="json", exclude={"engine", "basic"})

@@ -56,6 +56,11 @@ class IllegalMove(RuntimeError):
     """A step tried a move the state machine does not allow (a bug, never a caller's input)."""
 
 
+class Fenced(Exception):
+    """The client (or the session) is being erased, or consent no longer allows the step: the
+    step commits nothing and stops for good (raised by workers/fence.py)."""
+
+
 def usable_assets(db: Session, session: CoachingSession) -> list[Asset]:
     return list(db.exec(select(Asset).where(Asset.coach_id == session.coach_id,
                                             Asset.session_id == session.id,
@@ -89,6 +94,9 @@ def fail(rt, session_id: str, reason: str, *, subject: str = "A session could no
         session = db.get(CoachingSession, session_id)
         if session is None or (only_from is not None and session.state not in only_from):
             return False
+        client = q.client_of(db, session.coach_id, session.client_id) if session.client_id else None
+        if session.erasing_at is not None or (client is not None and client.erasing_at is not None):
+            return False  # being deleted: there is nothing left to retry or to tell
         if S.failed not in ALLOWED[S(session.state)] and session.state != S.failed.value:
             return False
         move(db, session, S.failed, reason[:500])
@@ -100,6 +108,18 @@ def fail(rt, session_id: str, reason: str, *, subject: str = "A session could no
     return True
 
 
+def being_erased(rt, session_id: str | None) -> bool:
+    """Whether the session is gone, or it or its client is being erased."""
+    if not session_id:
+        return False
+    with session_scope(rt.engine) as db:
+        session = db.get(CoachingSession, session_id)
+        if session is None or session.erasing_at is not None:
+            return True
+        client = q.client_of(db, session.coach_id, session.client_id) if session.client_id else None
+        return client is not None and client.erasing_at is not None
+
+
 def step(name: str):
     """A pipeline step's job: when it fails for good (no RQ retries left) the session is
     `failed` with the reason and the coach is told; until then RQ runs it again."""
@@ -108,7 +128,12 @@ def step(name: str):
         def run(session_id: str) -> str:
             try:
                 return fn(session_id)
+            except Fenced:
+                return "fenced"  # being erased: the step committed nothing, and that is final
             except Exception as exc:
+                if being_erased(current(), session_id):
+                    # Its recording was deleted under it: not a failure to retry or report.
+                    return "fenced"
                 job = get_current_job()
                 if job is None or not job.retries_left:
                     fail(current(), session_id, f"{name} failed: {type(exc).__name__}: {exc}")

@@ -121,6 +121,7 @@ def test_an_mp4_with_its_index_at_the_end_is_transcribed_straight_from_the_vault
     samples, rate = wav_file_bytes(speech["session2"].mixed)
     mp4 = encode(samples[None, : 40 * rate], rate, "mp4", video=True)  # a Zoom-like video file
     assert moov_at_end(mp4)
+    vault.ensure_client_key("client-1")
     stored = vault.put_stream("client-1", "sessions/s1/video.mp4", [mp4], "video/mp4")
     with vault.open_file(stored.key) as recording:
         result = LocalWhisper().transcribe(recording)

@@ -71,6 +71,7 @@ def test_key_material_never_shows(tmp_path, caplog):
     raw = os.urandom(32)
     master = LocalMasterKey(raw)
     vault = Vault(FileBackend(tmp_path / "v"), master)
+    vault.ensure_client_key("c1")
     key = vault.put_stream("c1", "a.txt", [b"hello"], "text/plain").key
     client_key = vault._client_key("c1", create=False)[1]
     record = ClientKeyRecord.decode((tmp_path / "v" / "keys" / "c1").read_bytes())

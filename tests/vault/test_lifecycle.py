@@ -224,6 +224,7 @@ def test_open_vault_urls(tmp_path, s3_server, s3_client):
 
 def test_file_backend_permissions(tmp_path):
     vault = Vault(FileBackend(tmp_path / "v"), LocalMasterKey.generate())
+    vault.ensure_client_key(CLIENT)
     key = vault.put_stream(CLIENT, "sessions/1/a.mp4", [b"a"], "video/mp4").key
     for path in [tmp_path / "v" / key, tmp_path / "v" / "keys" / CLIENT]:
         assert path.stat().st_mode & 0o777 == 0o600, path

@@ -33,6 +33,7 @@ def plaintext(size: int, seed: int = 0) -> bytes:
 
 def store(vault, data: bytes, name: str = "sessions/s1/audio.m4a", client: str = CLIENT,
           content_type: str = "audio/mp4"):
+    vault.ensure_client_key(client)
     return vault.put_stream(client, name, data, content_type)
 
 

@@ -77,6 +77,7 @@ def test_memory_stays_flat_while_streaming(tmp_path):
     """Writing and reading 32 MiB allocates a few segments' worth, not the object."""
     from vault import LocalMasterKey, open_vault
     vault = open_vault(f"file://{tmp_path}/v", master_key=LocalMasterKey.generate())
+    vault.ensure_client_key(CLIENT)
     size = 32 * 1024 * 1024
     tracemalloc.start()
     try:

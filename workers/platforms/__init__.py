@@ -14,6 +14,7 @@ from rq import get_current_job
 from models import InboxEvent, utcnow
 from models.db import session_scope
 from workers import inbox, pipeline, retries, sessions
+from workers.fence import Fenced
 from workers.ingest import Delivery, RetryLater
 from workers.platforms import meet, zoom
 from workers.platforms.base import Platform
@@ -56,7 +57,15 @@ def process_event(inbox_id: int) -> str:
     except RetryLater as wait:
         _wait(rt, delivery, wait)
         return "retrying"
+    except Fenced as stop:
+        # The client withdrew (or the session was deleted) while this ran: nothing of it
+        # was committed, and there is nothing to retry.
+        _finish(rt, inbox_id, "refused", None, error=f"stopped by an erasure: {stop}"[:500])
+        return "fenced"
     except Exception as exc:
+        if _erased_under(rt, inbox_id):
+            _finish(rt, inbox_id, "refused", None, error=f"stopped by an erasure: {type(exc).__name__}"[:500])
+            return "fenced"
         job = get_current_job()
         if job is None or not job.retries_left:
             session_id = _finish(rt, inbox_id, "failed", None, error=f"{type(exc).__name__}: {exc}"[:500])
@@ -71,6 +80,16 @@ def process_event(inbox_id: int) -> str:
     if outcome == "done" and session_id:
         pipeline.enqueue_advance(rt, session_id)  # transcription, summary, delivery: each its own job
     return outcome
+
+
+def _erased_under(rt, inbox_id: int) -> bool:
+    """Whether an erasure emptied this event (or is deleting its session) while it ran."""
+    with session_scope(rt.engine) as db:
+        ev = db.get(InboxEvent, inbox_id)
+        if ev is None or not ev.payload:
+            return True
+        session_id = ev.session_id
+    return sessions.being_erased(rt, session_id)
 
 
 def _wait(rt, delivery: Delivery, wait: RetryLater) -> None:

@@ -21,10 +21,12 @@ from integrations import google as g
 from models import Asset, CoachingSession, GoogleConnection, InboxEvent, SessionState, audit, utcnow
 from models import queries as q
 from models.db import session_scope
-from workers import ingest, notify, retries, sessions
+from vault.errors import ObjectErased
+from workers import fence, ingest, notify, retries, sessions
 from workers.ingest import Delivery, Meeting
 from workers.platforms.base import Platform, Schedule
 from workers.runtime import current
+from workers.sessions import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +207,24 @@ def _import_transcript(rt, google: g.GoogleClient, session_id: str, name: str, c
             names[p["name"]] = person["displayName"]
     segments = parse_meet_entries(google.transcript_entries(transcript["name"]), names,
                                   conference["startTime"])
-    stored = rt.vault.put_stream(client_id, f"sessions/{session_id}/meet-transcript.vtt",
-                                 [to_vtt(segments).encode()], "text/vtt")
     with session_scope(rt.engine) as db:
+        fence.client_key(db, rt, coach_id, client_id)
+    try:
+        stored = rt.vault.put_stream(client_id, f"sessions/{session_id}/meet-transcript.vtt",
+                                     [to_vtt(segments).encode()], "text/vtt")
+    except ObjectErased:
+        raise Fenced(f"the key of client {client_id} was shredded") from None
+    try:
+        return _commit_transcript(rt, coach_id, client_id, session_id, transcript["name"], stored)
+    except Fenced:
+        rt.vault.delete(stored.key)  # erased meanwhile: nothing may point to it
+        raise
+
+
+def _commit_transcript(rt, coach_id: str, client_id: str, session_id: str, name: str, stored) -> str:
+    transcript = {"name": name}
+    with session_scope(rt.engine) as db:
+        fence.hold(db, coach_id, client_id, need="transcribe", session_id=session_id)
         try:
             with db.begin_nested():
                 db.add(Asset(coach_id=coach_id, client_id=client_id, session_id=session_id, kind="transcript",
