@@ -42,6 +42,12 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
     import portal
     portal.register(app)
 
+    @app.get("/.well-known/holdspace-receipt-key")
+    def receipt_key():
+        """The public key that verifies this deployment's deletion receipts."""
+        return (runtime.vault.receipt_signer().public_pem(), 200,
+                {"Content-Type": "application/x-pem-file", "Cache-Control": "public, max-age=3600"})
+
     @app.get("/healthz")
     def healthz():
         checks = {}
@@ -271,6 +277,27 @@ def register_cli(app: Flask) -> None:
         sched = CronScheduler(connection=_rt().redis)
         register(sched)
         sched.start()
+
+    receipt_group = AppGroup("receipt", help="Deletion receipts.")
+    app.cli.add_command(receipt_group)
+
+    @receipt_group.command("verify")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def receipt_verify(path):
+        """Check a deletion receipt (the JSON attached to the email); exit 1 if it does not verify."""
+        import json as _json
+        from vault import receipts
+        try:
+            document = _json.loads(open(path, "rb").read())
+        except ValueError:
+            click.echo("the file is not a receipt (not JSON); it does not verify", err=True)
+            sys.exit(1)
+        if not receipts.verify(document, _rt().vault.receipt_signer().public_pem()):
+            click.echo("the receipt does not verify: it was altered, or not signed by this holdspace", err=True)
+            sys.exit(1)
+        body = document["receipt"]
+        click.echo(f"receipt verifies: {body.get('scope')} deletion {body.get('status')} at "
+                   f"{body.get('completed_at')}, signed by {document.get('key_id')}")
 
     audit_group = AppGroup("audit", help="The audit trail.")
     app.cli.add_command(audit_group)

@@ -24,7 +24,8 @@ class Mailer:
         self.timeout = timeout
 
     def build(self, to: str, subject: str, text: str, html: str | None = None,
-              headers: dict[str, str] | None = None) -> EmailMessage:
+              headers: dict[str, str] | None = None,
+              attachments: list[tuple[str, bytes, str]] = ()) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = to
@@ -36,12 +37,16 @@ class Mailer:
         msg.set_content(text)
         if html:
             msg.add_alternative(html, subtype="html")
+        for filename, data, content_type in attachments:
+            maintype, subtype = content_type.split("/", 1)
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
         return msg
 
     def send(self, to: str, subject: str, text: str, html: str | None = None,
-             headers: dict[str, str] | None = None) -> str:
-        """Send one message; returns its Message-ID."""
-        msg = self.build(to, subject, text, html, headers)
+             headers: dict[str, str] | None = None,
+             attachments: list[tuple[str, bytes, str]] = ()) -> str:
+        """Send one message (files attached as (name, bytes, content type)); its Message-ID."""
+        msg = self.build(to, subject, text, html, headers, attachments)
         if not self.smtp_url:
             for sub in ("tmp", "new", "cur"):
                 (self.maildir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -290,6 +290,8 @@ class OutboundMessage(SQLModel, table=True):
     subject: str = ""
     body: str = Field(default="", sa_column=Column(Text))
     html: str | None = Field(default=None, sa_column=Column(Text))
+    # A deletion receipt to attach, as signed JSON made when the message is sent.
+    attachment_receipt_id: str | None = None
     status: str = "pending"  # pending | sent | failed
     attempts: int = 0
     error: str | None = None

@@ -39,7 +39,8 @@ def rows_of_client(hs, client_id: str) -> dict:
 
 
 def test_retention_with_a_moved_clock(hs, zoom_stub, smtp_sink, time_machine):
-    from workers.erasure import apply_retention, verify_receipt
+    from workers.erasure import apply_retention
+    from workers.receipts import verify as verify_receipt
     from tests.zoomstub import load_fixture
     # The recording is delivered (and its links issued) on the day it was made, so the links'
     # expiry and the retention limit count from the same day, whatever today's date is.
@@ -64,7 +65,7 @@ def test_retention_with_a_moved_clock(hs, zoom_stub, smtp_sink, time_machine):
     assert hs.rt.vault.list_client_objects(client_id) == []
     with hs.db() as db:
         (receipt,) = db.exec(select(DeletionReceipt)).all()
-    assert receipt.body["reason"] == "retention" and verify_receipt(hs.rt.settings.secret_key, receipt)
+    assert receipt.body["reason"] == "retention" and verify_receipt(hs.rt, receipt)
     hs.drain()
     assert any("Deletion receipt" in m["Subject"] for m in smtp_sink.to(COACH_EMAIL))  # the coach's receipt
     assert apply_retention(now=limit + timedelta(days=2))["erasures"] == 0  # done once

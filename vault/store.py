@@ -176,6 +176,7 @@ class Vault:
         self._cache: dict[str, tuple[str, bytes, float]] = {}
         self._headers: OrderedDict[str, tuple[str, int, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self._signer = None
 
     def __repr__(self) -> str:
         return f"Vault({self._backend!r}, master_key_id={self._master.key_id!r})"
@@ -474,6 +475,13 @@ class Vault:
         from vault.sealed import unseal
         return unseal(self._master, token, purpose)
 
+    def receipt_signer(self):
+        """This deployment's deletion-receipt signer (vault/receipts.py), made on first use."""
+        if self._signer is None:
+            from vault.receipts import load_signer
+            self._signer = load_signer(self._backend, self._master)
+        return self._signer
+
     def rotate_master_key(self, new_master_key: MasterKey) -> int:
         """Re-wrap every client key under `new_master_key` (objects are untouched) and switch
         this vault to it. Resumable: records already under the new key are skipped. Older
@@ -494,6 +502,8 @@ class Vault:
             self._backend.put_bytes(record_key, rewrapped.encode())
             self._backend.prune_old_versions(record_key)
             rotated += 1
+        from vault.receipts import reseal
+        reseal(self._backend, self._master, new_master_key)
         self._master = new_master_key
         logger.info("re-wrapped %d client keys under master key %s", rotated,
                     new_master_key.key_id)

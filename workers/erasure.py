@@ -3,15 +3,12 @@ coach's retention period ends.
 
 One job per request, safe to re-run until it has finished: the first run takes an inventory
 of what exists into a draft `DeletionReceipt`; every step after it is idempotent; the receipt
-is signed with SECRET_KEY only when everything listed is gone. What stays: the consent history,
+is signed (Ed25519, vault/receipts.py) only when everything listed is gone. What stays: the consent history,
 the audit trail, the receipt, and the coach's own private notes (marked as belonging to a
 withdrawn client)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 from datetime import timedelta
 
@@ -23,21 +20,12 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, Deletion
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import fence, links, notify, retries
+from workers import fence, links, notify, receipts, retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
 MEDIA_KINDS = ("video", "audio", "participant_audio")
-
-
-def sign(secret_key: str, body: dict) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(secret_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
-
-
-def verify_receipt(secret_key: str, receipt: DeletionReceipt) -> bool:
-    return bool(receipt.signature) and hmac.compare_digest(sign(secret_key, receipt.body), receipt.signature)
 
 
 def enqueue_erasure(rt, receipt_id: str) -> None:
@@ -133,8 +121,10 @@ def run_erasure(receipt_id: str) -> str:
             "zoom_trashed": trashed,
             "in_flight_discarded": discarded,
         }
-        receipt.body, receipt.completed_at = final, utcnow()
-        receipt.signature = sign(rt.settings.secret_key, final)
+        signer = rt.vault.receipt_signer()
+        document = signer.sign({**final, "signing_key": signer.key_id})
+        receipt.body, receipt.completed_at = document["receipt"], utcnow()
+        receipt.signature = document["signature"]
         audit.record(db, "system", "erasure.completed", f"receipt:{receipt.id}",
                      coach_id=receipt.coach_id, objects=len(final["objects"]), scope=receipt.scope)
         _send_receipt(db, rt, receipt)
@@ -257,6 +247,23 @@ def _trash_zoom_copies(rt, receipt_id: str, inv: dict) -> list[str]:
     return trashed
 
 
+def headline(body: dict) -> str:
+    """The receipt in one plain sentence: "2 sessions: recordings, transcripts and summaries
+    deleted; your key destroyed." """
+    counts = body.get("counts", {})
+    kinds = [name for name, present in (
+        ("recordings", any(o.get("kind") in MEDIA_KINDS + ("unlisted",) for o in body.get("objects", []))),
+        ("transcripts", counts.get("transcripts")), ("summaries", counts.get("summaries")),
+        ("your coaching memory", counts.get("memories"))) if present]
+    sessions_n = counts.get("sessions")
+    lead = f"{sessions_n} session{'s' if sessions_n != 1 else ''}: " if sessions_n is not None else ""
+    tail = "; your key destroyed." if body.get("key_shredded") else "."
+    if not kinds:
+        return f"{lead}nothing was stored{tail}"
+    what = (", ".join(kinds[:-1]) + " and " + kinds[-1]) if len(kinds) > 1 else kinds[0]
+    return f"{lead}{what} deleted{tail}"
+
+
 def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
     from workers.delivery import render
     coach = q.coach_by_id(db, receipt.coach_id)
@@ -270,13 +277,16 @@ def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
         what = "Your coach's retention period has ended, so everything holdspace kept about your sessions was deleted."
     counts = [(k.replace("_", " "), v) for k, v in sorted(body["counts"].items())]
     text = render("deletion_receipt.txt", client_name=client.name, coach_name=coach.name, what=what,
+                  headline=headline(body), key_url=f"{rt.settings.public_base_url}/.well-known/holdspace-receipt-key",
+                  attachment=receipts.attachment_name(receipt),
                   completed=body["completed_at"][:19].replace("T", " ") + " UTC", counts=counts,
                   objects=body["objects"], key_shredded=bool(body.get("key_shredded")),
                   receipt_id=receipt.id, signature=receipt.signature)
     if body.get("reason") in ("withdrawal", "client_request"):
         notify.queue_message(db, rt, key=f"receipt-client:{receipt.id}", channel="email",
                              recipient=client.email, coach_id=coach.id,
-                             subject="Your holdspace deletion receipt", body=text)
+                             subject="Your holdspace deletion receipt", body=text,
+                             attach_receipt=receipt.id)
     notify.tell_coach(db, rt, coach, key=f"receipt-coach:{receipt.id}",
                       subject=f"Deletion receipt for {client.name}",
                       body=f"Reason: {body.get('reason')}.\n\n" + text)

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import Coach, OutboundMessage, utcnow
+from models import Coach, DeletionReceipt, OutboundMessage, utcnow
 from models.db import session_scope
 from workers import retries
 from workers.runtime import current
@@ -28,14 +28,16 @@ def message_exists(db: Session, key: str) -> bool:
 
 
 def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, subject: str,
-                  body: str, html: str | None = None, coach_id: str | None = None) -> OutboundMessage | None:
+                  body: str, html: str | None = None, coach_id: str | None = None,
+                  attach_receipt: str | None = None) -> OutboundMessage | None:
     """Add a message in the caller's transaction; None when one with this key already exists.
 
     It is handed to a worker when that transaction commits, and never if it rolls back."""
     if message_exists(db, key):
         return None
     msg = OutboundMessage(idempotency_key=key, channel=channel, recipient=recipient,
-                          subject=subject, body=body, html=html, coach_id=coach_id)
+                          subject=subject, body=body, html=html, coach_id=coach_id,
+                          attachment_receipt_id=attach_receipt)
     try:
         with db.begin_nested():
             db.add(msg)
@@ -78,12 +80,13 @@ def deliver(message_id: str) -> str:
             return "already sent"
         msg.attempts += 1
         channel, recipient, subject, body, html = msg.channel, msg.recipient, msg.subject, msg.body, msg.html
+        attachments = _receipt_attachment(db, msg.attachment_receipt_id)
     try:
         if channel == "slack":
             rt.slack.direct_message(recipient, body)
         else:
             rt.mailer.send(recipient, subject, body, html,
-                           headers={"X-Holdspace-Message": message_id})
+                           headers={"X-Holdspace-Message": message_id}, attachments=attachments)
     except Exception as exc:
         job = get_current_job()
         final = job is None or not job.retries_left
@@ -105,6 +108,19 @@ def deliver(message_id: str) -> str:
         msg = db.get(OutboundMessage, message_id)
         msg.status, msg.sent_at, msg.error = "sent", utcnow(), None
     return "sent"
+
+
+def _receipt_attachment(db: Session, receipt_id: str | None) -> list[tuple[str, bytes, str]]:
+    """The signed deletion receipt, as a JSON file, made when the message is sent."""
+    if not receipt_id:
+        return []
+    import json
+    from workers import receipts
+    receipt = db.get(DeletionReceipt, receipt_id)
+    if receipt is None or not receipt.signature:
+        return []
+    document = json.dumps(receipts.document(receipt), indent=2, sort_keys=True).encode()
+    return [(receipts.attachment_name(receipt), document, "application/json")]
 
 
 def pending_messages(rt, older_than) -> list[str]:

@@ -1,4 +1,5 @@
-"""erasure fence: the mark a withdrawal or deletion sets before it deletes anything
+"""erasure fence, and receipts attached to their email
+
 
 `client.erasing_at` and `coachingsession.erasing_at` are set in the transaction that starts an
 erasure; every writer for that client or session re-checks them under the same row lock.
@@ -22,9 +23,13 @@ def upgrade():
         batch.add_column(sa.Column("erasing_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     with op.batch_alter_table("coachingsession") as batch:
         batch.add_column(sa.Column("erasing_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    with op.batch_alter_table("outboundmessage") as batch:
+        batch.add_column(sa.Column("attachment_receipt_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("outboundmessage") as batch:
+        batch.drop_column("attachment_receipt_id")
     with op.batch_alter_table("coachingsession") as batch:
         batch.drop_column("erasing_at")
     with op.batch_alter_table("client") as batch:
