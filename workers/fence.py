@@ -34,18 +34,23 @@ def lock_client(db: Session, coach_id: str, client_id: str | None) -> Client | N
                    .with_for_update().execution_options(populate_existing=True)).first()
 
 
+def _lock_session(db: Session, coach_id: str, session_id: str) -> CoachingSession | None:
+    """The session's row, locked and read afresh (always after its client's, as `hold` does)."""
+    return db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
+                                                 CoachingSession.id == session_id)
+                   .with_for_update().execution_options(populate_existing=True)).first()
+
+
 def hold(db: Session, coach_id: str, client_id: str | None, *, need: str | None = "keep",
          session_id: str | None = None) -> Client:
     """Lock the client and check that writing for it (and for `session_id`) may go on, with
     consent allowing `need` (a step of the consent policy; None: no consent needed, as for
     the coach's own record of the client). Raises Fenced otherwise."""
     client = lock_client(db, coach_id, client_id)
-    if client is None or client.erasing_at is not None or client.withdrawn_at is not None:
+    if client is None or not may_match(client):
         raise Fenced(f"client {client_id} is being erased or has withdrawn")
     if session_id is not None:
-        session = db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
-                                                        CoachingSession.id == session_id)
-                          .with_for_update().execution_options(populate_existing=True)).first()
+        session = _lock_session(db, coach_id, session_id)
         if session is None or session.erasing_at is not None or session.client_id != client.id:
             raise Fenced(f"session {session_id} is gone or being erased")
     if need is not None and not sessions.may(sessions.consent_scopes(db, coach_id, client.id), need):
@@ -73,9 +78,7 @@ def mark_client(db: Session, coach_id: str, client_id: str) -> Client | None:
 def mark_session(db: Session, coach_id: str, client_id: str | None, session_id: str) -> None:
     """Start erasing one session (the client's lock first, as every writer takes them)."""
     lock_client(db, coach_id, client_id)
-    session = db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
-                                                    CoachingSession.id == session_id)
-                      .with_for_update().execution_options(populate_existing=True)).first()
+    session = _lock_session(db, coach_id, session_id)
     if session is not None and session.erasing_at is None:
         session.erasing_at = utcnow()
 
