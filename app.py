@@ -111,9 +111,10 @@ def register_cli(app: Flask) -> None:
     from flask.cli import AppGroup
     from sqlmodel import select
 
-    from models import Client, Coach, MEDIA_POLICIES, audit
+    from models import Coach, MEDIA_POLICIES, audit
     from models import queries as q
     from models.db import migrate, session_scope
+    from workers import fence
 
     @app.cli.command("init-db")
     def init_db():
@@ -171,9 +172,7 @@ def register_cli(app: Flask) -> None:
                 fail(f"no coach with email {coach_email}")
             if q.client_by_email(db, coach.id, email):
                 fail(f"{email} is already a client of {coach.email}")
-            client = Client(coach_id=coach.id, email=email, name=name.strip())
-            db.add(client)
-            db.flush()
+            client = fence.new_client(db, _rt(), coach.id, email=email, name=name.strip())
             audit.record(db, "operator", "client.added", f"client:{client.id}", coach_id=coach.id)
         click.echo(client.id)
 

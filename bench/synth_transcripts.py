@@ -196,8 +196,9 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
                    "allow_platform_transcript": True, "created_at": now - timedelta(days=1200)}
                   for i, cid in enumerate(coach_ids)]
     clients = {cid: [_hex(rng) for _ in range(CLIENTS_PER_COACH)] for cid in coach_ids}
-    client_rows = [{"id": kid, "coach_id": cid, "email": f"client{j}.{i}@example.org",
-                    "name": f"Client {i}.{j}", "last_session_at": None, "data_key_id": None,
+    # Names, emails and topics are sealed columns; a search corpus needs none of them.
+    client_rows = [{"id": kid, "coach_id": cid, "email": None, "email_hmac": f"synth-{kid}",
+                    "name": None, "last_session_at": None, "data_key_id": None,
                     "withdrawn_at": None, "created_at": now - timedelta(days=1100)}
                    for i, cid in enumerate(coach_ids) for j, kid in enumerate(clients[cid])]
 
@@ -212,7 +213,7 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
         sessions.append((_hex(rng), cid, rng.choice(clients[cid]), started))
     session_rows = [{"id": sid, "coach_id": cid, "client_id": kid, "platform": "zoom",
                      "platform_meeting_id": str(80_000_000_000 + i), "platform_uuid": f"synth-{sid}",
-                     "topic": "Coaching session", "started_at": at, "duration_minutes": 60,
+                     "topic": None, "started_at": at, "duration_minutes": 60,
                      "ended_at": at + timedelta(minutes=60), "state": "delivered", "error": None,
                      "reconcile_attempts": 0, "created_at": at, "updated_at": at}
                     for i, (sid, cid, kid, at) in enumerate(sessions)]

@@ -175,7 +175,8 @@ def _work_until_stopped(rt) -> None:
 
 
 def _ensure_people(rt) -> str:
-    from models import Client, Coach
+    from models import Coach
+    from workers import fence
     from workers import consent
     email, name, zoom_id = COACH
     with session_scope(rt.engine) as db:
@@ -188,9 +189,7 @@ def _ensure_people(rt) -> str:
         coach.allow_platform_transcript = False
         for client_email, client_name in (CONSENTING, NOT_CONSENTING):
             if q.client_by_email(db, coach.id, client_email) is None:
-                client = Client(coach_id=coach.id, email=client_email, name=client_name)
-                db.add(client)
-                db.flush()
+                client = fence.new_client(db, rt, coach.id, email=client_email, name=client_name)
                 if client_email == CONSENTING[0]:
                     consent.grant(db, client, scopes=list(consent.parse_scopes(None)),
                                   method="written", actor="demo")

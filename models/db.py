@@ -57,13 +57,29 @@ def session_scope(engine: Engine):
             raise
 
 
-def migrate(engine: Engine) -> None:
-    """Create or migrate the schema to the newest revision (what `init-db` runs)."""
+def migrate(engine: Engine, field_keys=None) -> None:
+    """Create or migrate the schema to the newest revision (what `init-db` runs). Sealing
+    existing rows takes the field keys bound to the engine (models/sealing.py)."""
     from alembic import command
     from alembic.config import Config
 
+    from models import sealing
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["field_keys"] = field_keys or sealing.bound(engine)
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations rebuild SQLite tables that others reference; foreign keys are
+            # switched off around them (only possible outside a transaction) and checked after.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("the migration left rows whose foreign keys point nowhere")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")

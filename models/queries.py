@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from models import sealing
 from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping)
 
 
@@ -38,21 +39,25 @@ def client_of(db: Session, coach_id: str, client_id: str) -> Client | None:
                                         Client.id == client_id)).first()
 
 
+# Clients are found by the keyed HMAC of their email: the address itself is sealed.
 def client_by_email(db: Session, coach_id: str, email: str) -> Client | None:
-    return db.exec(select(Client).where(Client.coach_id == coach_id,
-                                        Client.email == email.strip().lower())).first()
+    return db.exec(select(Client).where(
+        Client.coach_id == coach_id,
+        Client.email_hmac == sealing.lookup(db, sealing.normalise_email(email)))).first()
 
 
 def clients_by_emails(db: Session, coach_id: str, emails: list[str]) -> list[Client]:
-    wanted = {e.strip().lower() for e in emails if e}
+    wanted = {sealing.lookup(db, sealing.normalise_email(e)) for e in emails if e}
     if not wanted:
         return []
     return list(db.exec(select(Client).where(Client.coach_id == coach_id,
-                                             Client.email.in_(sorted(wanted)))))
+                                             Client.email_hmac.in_(sorted(wanted)))))
 
 
 def clients_of(db: Session, coach_id: str) -> list[Client]:
-    return list(db.exec(select(Client).where(Client.coach_id == coach_id).order_by(Client.name)))
+    """The coach's clients by name (sorted here: the names are sealed)."""
+    found = db.exec(select(Client).where(Client.coach_id == coach_id))
+    return sorted(found, key=lambda c: ((c.name or "").casefold(), c.id))
 
 
 def active_consent(db: Session, coach_id: str, client_id: str) -> Consent | None:

@@ -13,6 +13,8 @@ from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
+from models.sealing import register, sealed_json, sealed_text
+
 CONSENT_SCOPES = ("record", "transcribe", "summarise", "share_with_client")
 MEDIA_POLICIES = ("keep_video", "audio_only", "drop_media_after_transcription")
 
@@ -23,6 +25,24 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class ClientOwned:
+    """Sealed under the key of the row's client (models/sealing.py)."""
+    __sealed_owner_columns__ = ("client_id",)
+
+    def __sealed_owner__(self) -> str | None:
+        return self.client_id
+
+
+class ClientOrCoachOwned:
+    """Sealed under the client's key once the row belongs to a client, the coach's before."""
+    __sealed_owner_columns__ = ("client_id",)
+
+    def __sealed_owner__(self) -> str | None:
+        if self.client_id:
+            return self.client_id
+        return f"coach.{self.coach_id}" if self.coach_id else "service.outbox"
 
 
 class SessionState(str, enum.Enum):
@@ -59,12 +79,17 @@ class Coach(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+@register
 class Client(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("coach_id", "email"),)
+    """A coach's client. Name and email are sealed under the client's own key; the email's
+    keyed HMAC finds the row. After erasure the row is a tombstone: ids, dates, the HMAC."""
+    __table_args__ = (UniqueConstraint("coach_id", "email_hmac"),)
+    __sealed_owner_columns__ = ()
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
-    email: str = Field(index=True)
-    name: str
+    email: str | None = Field(default=None, sa_column=sealed_text(lookup="email_hmac"))
+    email_hmac: str | None = Field(default=None, index=True)
+    name: str | None = Field(default=None, sa_column=sealed_text())
     last_session_at: datetime | None = None
     # The vault's id for this client's data key (the key itself lives only wrapped, in the vault).
     data_key_id: str | None = None
@@ -74,8 +99,12 @@ class Client(SQLModel, table=True):
     erasing_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
+    def __sealed_owner__(self) -> str:
+        return self.id
 
-class Consent(SQLModel, table=True):
+
+@register
+class Consent(ClientOwned, SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
     client_id: str = Field(foreign_key="client.id", index=True)
@@ -83,8 +112,8 @@ class Consent(SQLModel, table=True):
     method: str  # written | verbal_attested
     text_version: str
     text_sha256: str
-    evidence_ip: str | None = None
-    evidence_user_agent: str | None = None
+    evidence_ip: str | None = Field(default=None, sa_column=sealed_text())
+    evidence_user_agent: str | None = Field(default=None, sa_column=sealed_text())
     granted_at: datetime = Field(default_factory=utcnow)
     withdrawn_at: datetime | None = None
 
@@ -119,7 +148,8 @@ class GoogleConnection(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class CoachingSession(SQLModel, table=True):
+@register
+class CoachingSession(ClientOrCoachOwned, SQLModel, table=True):
     __table_args__ = (UniqueConstraint("coach_id", "platform", "platform_uuid"),)
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
@@ -127,7 +157,7 @@ class CoachingSession(SQLModel, table=True):
     platform: str
     platform_meeting_id: str | None = None
     platform_uuid: str
-    topic: str = ""
+    topic: str = Field(default="", sa_column=sealed_text())
     started_at: datetime | None = None
     duration_minutes: int | None = None
     ended_at: datetime | None = None
@@ -158,46 +188,53 @@ class Asset(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Transcript(SQLModel, table=True):
+@register
+class Transcript(ClientOwned, SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", unique=True)
     engine: str
     language: str | None = None
-    segments: list = Field(default_factory=list, sa_column=Column(JSON))
-    text: str = Field(default="", sa_column=Column(Text))
+    segments: list = Field(default_factory=list, sa_column=sealed_json())
+    text: str = Field(default="", sa_column=sealed_text())
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Summary(SQLModel, table=True):
+@register
+class Summary(ClientOwned, SQLModel, table=True):
     """The client tier of a session's summary: what the client may read."""
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", unique=True)
     engine: str
     basic: bool = False  # made by the offline summariser, and labelled so
-    client_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    client_tier: dict = Field(default_factory=dict, sa_column=sealed_json())
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class CoachInsight(SQLModel, table=True):
+@register
+class CoachInsight(ClientOwned, SQLModel, table=True):
     """The coach tier of a session's summary, in its own table so that no query written for a
     client view can reach it by selecting one column too many."""
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", unique=True)
     engine: str
-    coach_tier: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    coach_tier: dict = Field(default_factory=dict, sa_column=sealed_json())
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ClientMemory(SQLModel, table=True):
+@register
+class ClientMemory(ClientOwned, SQLModel, table=True):
     """What carries from one session to the next: open commitments, themes, goals, threads."""
     __table_args__ = (UniqueConstraint("coach_id", "client_id"),)
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
     client_id: str = Field(foreign_key="client.id", index=True)
-    data: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    data: dict = Field(default_factory=dict, sa_column=sealed_json())
     sessions_seen: list = Field(default_factory=list, sa_column=Column(JSON))
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -214,14 +251,21 @@ class TranscriptPassage(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text))
 
 
+@register
 class PrivateNote(SQLModel, table=True):
+    """The coach's own note: sealed under the coach's key and bound to the client, so it
+    outlives the client's withdrawal as the coach's record and opens for no one else."""
+    __sealed_owner_columns__ = ("client_id",)
     id: str = Field(default_factory=new_id, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
     client_id: str | None = Field(default=None, foreign_key="client.id", index=True)
     session_id: str | None = Field(default=None, foreign_key="coachingsession.id")
-    body: str = Field(sa_column=Column(Text))
+    body: str = Field(sa_column=sealed_text())
     client_withdrawn: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+
+    def __sealed_owner__(self) -> str:
+        return f"coach.{self.coach_id}"
 
 
 class Link(SQLModel, table=True):
@@ -275,23 +319,31 @@ class DeletionReceipt(SQLModel, table=True):
     scope: str  # client | session | retention
     body: dict = Field(default_factory=dict, sa_column=Column(JSON))
     signature: str = ""  # set when the deletion has finished
+    # Where the receipt goes, sealed under the master key while the client's own key is
+    # shredded; cleared once the receipt is queued.
+    deliver_to_sealed: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
 
 
-class OutboundMessage(SQLModel, table=True):
+@register
+class OutboundMessage(ClientOrCoachOwned, SQLModel, table=True):
     """One row per message we mean to send, unique on its idempotency key, so a job retry
     never sends twice."""
     id: str = Field(default_factory=new_id, primary_key=True)
     idempotency_key: str = Field(unique=True)
     coach_id: str | None = Field(default=None, index=True)
+    # The client the message is about (its words and address are sealed under that client's key).
+    client_id: str | None = Field(default=None, index=True)
     channel: str  # email | slack
-    recipient: str
-    subject: str = ""
-    body: str = Field(default="", sa_column=Column(Text))
-    html: str | None = Field(default=None, sa_column=Column(Text))
+    recipient: str = Field(sa_column=sealed_text())
+    subject: str = Field(default="", sa_column=sealed_text())
+    body: str = Field(default="", sa_column=sealed_text())
+    html: str | None = Field(default=None, sa_column=sealed_text())
     # A deletion receipt to attach, as signed JSON made when the message is sent.
     attachment_receipt_id: str | None = None
+    # Drop the address and words once sent (a message about a client already erased).
+    forget_after_send: bool = False
     status: str = "pending"  # pending | sent | failed
     attempts: int = 0
     error: str | None = None

@@ -68,7 +68,7 @@ def consent_page(token):
         consent.grant(db, client, scopes=scopes, method="written", actor="client",
                       ip=request.remote_addr, user_agent=request.headers.get("User-Agent", "")[:300])
         notify.tell_coach(db, _rt(), coach, key=f"consent-granted:{client.id}:{link.id}:{','.join(scopes)}",
-                          subject=f"{client.name} gave written consent",
+                          subject=f"{client.name} gave written consent", client_id=client.id,
                           body=f"{client.name} <{client.email}> agreed to: {', '.join(scopes)}.")
     # Post/redirect/get: reloading the thank-you page must not record the consent again.
     return redirect(url_for("consent_pages.consent_page", token=token, saved=1), 303)
@@ -87,7 +87,7 @@ def withdraw(token):
                                        actor="client", ip=request.remote_addr)
         coach = q.coach_by_id(db, link.coach_id)
         notify.tell_coach(db, _rt(), coach, key=f"consent-withdrawn:{receipt.id}",
-                          subject=f"{client.name} withdrew consent",
+                          subject=f"{client.name} withdrew consent", client_id=client.id,
                           body=f"{client.name} <{client.email}> withdrew consent. holdspace is "
                                "deleting their recordings, transcripts and summaries; you will "
                                "get the deletion receipt. Your private notes stay with you.")

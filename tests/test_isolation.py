@@ -103,16 +103,16 @@ def coach_b(hs) -> Coach:
         db.add(session)
         db.add(failed)
         db.flush()
-        db.add(Transcript(coach_id=coach_id, session_id=session.id, engine="platform:zoom", language="en",
+        db.add(Transcript(coach_id=coach_id, client_id=session.client_id, session_id=session.id, engine="platform:zoom", language="en",
                           segments=segments, text=" ".join(B_LINES)))
         db.add(TranscriptPassage(coach_id=coach_id, client_id=client_id, session_id=session.id,
                                  start=0.0, end=16.0, text=" ".join(B_LINES)))
-        db.add(Summary(coach_id=coach_id, session_id=session.id, engine="offline", basic=True, client_tier={
+        db.add(Summary(coach_id=coach_id, client_id=session.client_id, session_id=session.id, engine="offline", basic=True, client_tier={
             "overview": "Quinn talked about the greenhouse.", "themes": ["greenhouse"], "insights": [],
             "decisions": [], "commitments": [{"what": "order seeds", "who": B_CLIENT_NAME, "by_when": None,
                                               "source_timestamp": 12.0}],
             "homework": [], "open_threads": [], "key_moments": [], "goals_touched": []}))
-        db.add(CoachInsight(coach_id=coach_id, session_id=session.id, engine="offline",
+        db.add(CoachInsight(coach_id=coach_id, client_id=session.client_id, session_id=session.id, engine="offline",
                             coach_tier={"observations": ["Energy rose around the allotment."]}))
         db.add(ClientMemory(coach_id=coach_id, client_id=client_id, data={
             "commitments": [{"what": "order seeds", "who": B_CLIENT_NAME, "status": "open",

@@ -104,10 +104,18 @@ def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_facto
                                                                          smtp_sink, s3_server):
     # Storage that is not there (a bucket deleted under us) is no download error the ingest
     # step knows: its job fails for good, and with it the session, at once and with the reason.
+    import boto3
     smtp_sink.clear()
+    s3 = boto3.client("s3", endpoint_url=s3_server.url)
+    s3.create_bucket(Bucket="soon-gone-holdspace")
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600,
-                    storage_url="s3://no-such-bucket-for-holdspace/v", s3_endpoint_url=s3_server.url)
-    coach_and_client(hs, scopes="record")
+                    storage_url="s3://soon-gone-holdspace/v", s3_endpoint_url=s3_server.url)
+    coach_id, _ = coach_and_client(hs, scopes="record")
+    # The keys this process already holds (the client's, the coach's) outlive the bucket.
+    hs.rt.vault.owner_key(f"coach.{coach_id}", create=True)
+    for version in s3.list_object_versions(Bucket="soon-gone-holdspace").get("Versions", []):
+        s3.delete_object(Bucket="soon-gone-holdspace", Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket="soon-gone-holdspace")
     assert post_zoom(hs.http, audio_recording(zoom_stub, b"\x02" * 3000)).status_code == 200
     for _ in range(5):  # the ingest job's own retries, their clock moved on
         hs.drain(advance=3600)

@@ -236,11 +236,11 @@ def test_new_coaches_and_clients_are_searchable_at_once(both_databases):
             "id": "c0ach", "email": "new@example.com", "name": "New", "time_zone": "UTC",
             "retention_years": 7, "media_policy": "keep_video", "trash_zoom_copies": False,
             "allow_platform_transcript": True, "created_at": now}])
-        db.execute(insert(Client.__table__), [{"id": "cl1ent", "coach_id": "c0ach", "email": "c@example.org",
-                                               "name": "C", "created_at": now}])
+        db.execute(insert(Client.__table__), [{"id": "cl1ent", "coach_id": "c0ach", "email_hmac": "h",
+                                               "created_at": now}])
         db.execute(insert(CoachingSession.__table__), [{
             "id": "s3ssion", "coach_id": "c0ach", "client_id": "cl1ent", "platform": "zoom",
-            "platform_uuid": "u", "topic": "", "state": "delivered", "reconcile_attempts": 0,
+            "platform_uuid": "u", "topic": None, "state": "delivered", "reconcile_attempts": 0,
             "created_at": now, "updated_at": now}])
         db.execute(insert(TranscriptPassage.__table__), [{
             "coach_id": "c0ach", "client_id": "cl1ent", "session_id": "s3ssion", "start": 1.5,

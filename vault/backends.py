@@ -444,17 +444,21 @@ class S3Backend:
         cutoff = time.time() - older_than
         aborted = 0
         paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-            for upload in page.get("Uploads", []):
-                if upload["Key"] != full or upload["Initiated"].timestamp() > cutoff:
-                    continue
-                try:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
-                                                       UploadId=upload["UploadId"])
-                    aborted += 1
-                except ClientError as exc:
-                    if _error_code(exc) != "NoSuchUpload":
-                        raise self._fail("AbortMultipartUpload", key, exc) from exc
+        try:
+            uploads = [u for page in paginator.paginate(Bucket=self.bucket, Prefix=full)
+                       for u in page.get("Uploads", [])]
+        except ClientError as exc:
+            raise self._fail("ListMultipartUploads", key, exc) from exc
+        for upload in uploads:
+            if upload["Key"] != full or upload["Initiated"].timestamp() > cutoff:
+                continue
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                   UploadId=upload["UploadId"])
+                aborted += 1
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    raise self._fail("AbortMultipartUpload", key, exc) from exc
         return aborted
 
     def _versions(self, key: str) -> list[dict]:

@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from vault.errors import IntegrityError, ObjectNotFound, VaultError
-from vault.sealed import seal, unseal
+from vault.errors import IntegrityError
+from vault.sealed import load_or_create, reseal_stored
 
 FORMAT = "holdspace-deletion-receipt/1"
 KEY_OBJECT = "service/receipt-signing-key"
@@ -82,29 +82,18 @@ def verify(document, public_key_pem: str | bytes) -> bool:
 
 
 def load_signer(backend, master_key) -> ReceiptSigner:
-    """This deployment's signer, making its key on first use (two processes starting together
-    agree on one: the create is conditional)."""
-    for _ in range(2):
-        try:
-            raw = unseal(master_key, backend.get_bytes(KEY_OBJECT).decode(), _PURPOSE)
-            return ReceiptSigner(Ed25519PrivateKey.from_private_bytes(raw))
-        except ObjectNotFound:
-            key = Ed25519PrivateKey.generate()
-            raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                    serialization.NoEncryption())
-            if backend.create_bytes(KEY_OBJECT, seal(master_key, raw, _PURPOSE).encode()):
-                return ReceiptSigner(key)
-        except (UnicodeDecodeError, ValueError):
-            raise IntegrityError("the receipt signing key record is malformed") from None
-    raise VaultError("could not create or read the receipt signing key")
+    """This deployment's signer, making its key on first use."""
+    def make() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+            serialization.NoEncryption())
+    raw = load_or_create(backend, master_key, KEY_OBJECT, _PURPOSE, make)
+    try:
+        return ReceiptSigner(Ed25519PrivateKey.from_private_bytes(raw))
+    except ValueError:
+        raise IntegrityError("the receipt signing key record is malformed") from None
 
 
 def reseal(backend, old_master, new_master) -> bool:
     """Re-seal the signing key under a new master key (master key rotation)."""
-    try:
-        raw = unseal(old_master, backend.get_bytes(KEY_OBJECT).decode(), _PURPOSE)
-    except ObjectNotFound:
-        return False
-    backend.put_bytes(KEY_OBJECT, seal(new_master, raw, _PURPOSE).encode())
-    backend.prune_old_versions(KEY_OBJECT)
-    return True
+    return reseal_stored(backend, old_master, new_master, KEY_OBJECT, _PURPOSE)

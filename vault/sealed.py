@@ -39,3 +39,32 @@ def unseal(master_key, token: str, purpose: str) -> bytes:
                                    purpose.encode())
     except (ValueError, KeyError, TypeError, InvalidTag, IntegrityError) as exc:
         raise IntegrityError(f"sealed secret for {purpose!r} does not open: {type(exc).__name__}") from None
+
+
+def load_or_create(backend, master_key, object_key: str, purpose: str, make) -> bytes:
+    """A deployment-wide secret kept sealed in the vault's storage at `object_key`, made by
+    `make()` on first use. Two processes starting together agree on one: the create is
+    conditional, and the loser reads the winner's."""
+    from vault.errors import ObjectNotFound, VaultError
+    for _ in range(2):
+        try:
+            return unseal(master_key, backend.get_bytes(object_key).decode(), purpose)
+        except ObjectNotFound:
+            raw = make()
+            if backend.create_bytes(object_key, seal(master_key, raw, purpose).encode()):
+                return raw
+        except (UnicodeDecodeError, ValueError):
+            raise IntegrityError(f"the sealed record {object_key} is malformed") from None
+    raise VaultError(f"could not create or read {object_key}")
+
+
+def reseal_stored(backend, old_master, new_master, object_key: str, purpose: str) -> bool:
+    """Re-seal a stored secret under a new master key (master key rotation)."""
+    from vault.errors import ObjectNotFound
+    try:
+        raw = unseal(old_master, backend.get_bytes(object_key).decode(), purpose)
+    except ObjectNotFound:
+        return False
+    backend.put_bytes(object_key, seal(new_master, raw, purpose).encode())
+    backend.prune_old_versions(object_key)
+    return True

@@ -29,6 +29,8 @@ READ_SIZE = 1024 * 1024
 HEADER_CACHE_SIZE = 1024
 _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}\Z")
+# Deployment-wide secrets kept sealed in storage (re-sealed when the master key rotates).
+SERVICE_SECRETS = (("service/lookup-key", "lookup-key"), ("service/audit-key", "audit-key"))
 _OBJECT_KEY = re.compile(r"clients/([^/]+)/objects/(.+)\Z", re.S)
 
 
@@ -177,6 +179,7 @@ class Vault:
         self._headers: OrderedDict[str, tuple[str, int, bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._signer = None
+        self._service: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"Vault({self._backend!r}, master_key_id={self._master.key_id!r})"
@@ -252,6 +255,23 @@ class Vault:
         """The client's key id, creating the key on first use. The caller decides whether the
         client may have a key at all (holdspace: only inside the erasure fence)."""
         return self._client_key(_check_client_id(client_id), create=True)[0]
+
+    def owner_key(self, owner_id: str, *, create: bool = False) -> bytes:
+        """The raw key of a client (or of another key owner, such as `coach.<id>`), for
+        deriving field and search keys (vault/fields.py). ObjectErased once shredded."""
+        return self._client_key(_check_client_id(owner_id), create=create)[1]
+
+    def service_secret(self, object_name: str, purpose: str) -> bytes:
+        """A deployment-wide 32-byte secret kept sealed at `object_name`, made on first use."""
+        from vault.sealed import load_or_create
+        with self._lock:
+            cached = self._service.get(object_name)
+        if cached is None:
+            cached = load_or_create(self._backend, self._master, object_name, purpose,
+                                    lambda: secrets.token_bytes(KEY_SIZE))
+            with self._lock:
+                self._service[object_name] = cached
+        return cached
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -503,7 +523,10 @@ class Vault:
             self._backend.prune_old_versions(record_key)
             rotated += 1
         from vault.receipts import reseal
+        from vault.sealed import reseal_stored
         reseal(self._backend, self._master, new_master_key)
+        for object_name, purpose in SERVICE_SECRETS:
+            reseal_stored(self._backend, self._master, new_master_key, object_name, purpose)
         self._master = new_master_key
         logger.info("re-wrapped %d client keys under master key %s", rotated,
                     new_master_key.key_id)

@@ -127,6 +127,7 @@ def _brief_coach(rt, coach_id: str, zoom_user: str, now, lead) -> int:
             msg = notify.tell_coach(
                 db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
                 subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
+                client_id=client_id,
                 body=brief.text())
         if msg:  # None: this briefing went out already
             sent += 1

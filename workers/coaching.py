@@ -90,9 +90,8 @@ def ask_for_consent(rt, coach_id: str, email: str, name: str | None = None, *, a
         client = q.client_by_email(db, coach_id, email)
         created = client is None
         if created:
-            client = Client(coach_id=coach_id, email=email, name=(name or email.split("@")[0]).strip()[:200])
-            db.add(client)
-            db.flush()
+            client = fence.new_client(db, rt, coach_id, email=email,
+                                      name=(name or email.split("@")[0]).strip()[:200])
             audit.record(db, actor, "client.added", f"client:{client.id}", coach_id=coach_id)
         request_consent(db, rt, client, coach, actor=actor)
         label = client.name
@@ -201,6 +200,7 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
                                   session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
         notify.queue_message(
             db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
+            client_id=client.id,
             subject=f"Your session with {coach.name} on {when_of(session)}",
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
                         link=f"{s.public_base_url}/s/{token}", ttl_days=max(1, s.link_ttl_seconds // 86400)))

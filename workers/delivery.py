@@ -69,10 +69,10 @@ def deliver_session(session_id: str) -> str:
         notify.queue_message(
             db, rt, key=f"session-email:{session.id}", channel="email", recipient=client.email,
             subject=subject, body=render("session_delivered.txt", **context),
-            html=render("session_delivered.html", **context), coach_id=coach.id)
+            html=render("session_delivered.html", **context), coach_id=coach.id, client_id=client.id)
         notify.tell_coach(
             db, rt, coach, key=f"session-email-coach:{session.id}",
-            subject=f"Sent to {client.name}: {subject}",
+            subject=f"Sent to {client.name}: {subject}", client_id=client.id,
             body=(f"holdspace emailed {client.name} <{client.email}> their session page link "
                   f"(valid {context['ttl_days']} days).\n\nWhat the email said:\n\n"
                   + render("session_delivered.txt", **{**context, "link": "(the client's private link)"})))
@@ -96,7 +96,8 @@ def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, act
     subject = (f"What you agreed with {coach.name}" if verbal
                else f"{coach.name} asks for your consent to record your sessions")
     notify.queue_message(db, rt, key=f"consent-email:{link.id}", channel="email",
-                         recipient=client.email, subject=subject, body=body, coach_id=coach.id)
+                         recipient=client.email, subject=subject, body=body, coach_id=coach.id,
+                         client_id=client.id)
 
 
 def fresh_link(link_id: str, email_given: str) -> str:
@@ -124,7 +125,7 @@ def fresh_link(link_id: str, email_given: str) -> str:
         path = {"session": "s", "consent": "c", "journey": "j"}[old.purpose]
         notify.queue_message(
             db, rt, key=key, channel="email", recipient=client.email,
-            subject="Your fresh holdspace link", coach_id=coach.id,
+            subject="Your fresh holdspace link", coach_id=coach.id, client_id=client.id,
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
                         link=f"{s.public_base_url}/{path}/{token}",
                         ttl_days=max(1, s.link_ttl_seconds // 86400)))

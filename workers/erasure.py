@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from models import (Asset, ClientMemory, CoachInsight, CoachingSession, DeletionReceipt,
+from models import (Asset, Client, ClientMemory, CoachInsight, CoachingSession, DeletionReceipt,
                     InboxEvent, Link, MeetingMapping, OutboundMessage, PrivateNote, Summary,
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
@@ -90,6 +90,8 @@ def run_erasure(receipt_id: str) -> str:
             return "done"
         if "inventory" not in receipt.body:
             receipt.body = {**receipt.body, "inventory": _inventory(db, rt, receipt)}
+            if receipt.scope == "client":
+                _tombstone(db, rt, receipt)
         body = dict(receipt.body)
     inv = body["inventory"]
 
@@ -108,8 +110,9 @@ def run_erasure(receipt_id: str) -> str:
         receipt = db.get(DeletionReceipt, receipt_id)
         counts = _delete_rows(db, receipt, inv)
         if shred is not None:
-            client = q.client_of(db, receipt.coach_id, receipt.client_id)
-            client.data_key_id = None
+            db.execute(update(Client).where(Client.coach_id == receipt.coach_id,
+                                            Client.id == receipt.client_id)
+                       .values(data_key_id=None, name=None, email=None))
         final = {
             **{k: v for k, v in receipt.body.items() if k != "inventory"},
             "status": "completed", "completed_at": utcnow().isoformat(),
@@ -129,6 +132,22 @@ def run_erasure(receipt_id: str) -> str:
                      coach_id=receipt.coach_id, objects=len(final["objects"]), scope=receipt.scope)
         _send_receipt(db, rt, receipt)
     return "completed"
+
+
+def _tombstone(db: Session, rt, receipt: DeletionReceipt) -> None:
+    """Before the key goes: keep where the receipt must go, sealed under the master key until
+    it is queued, and empty the client's row down to ids, dates and the email's HMAC."""
+    import json
+    client = q.client_of(db, receipt.coach_id, receipt.client_id)
+    if client is None or client.email is None:
+        return
+    receipt.deliver_to_sealed = rt.vault.seal(
+        json.dumps({"name": client.name, "email": client.email}).encode(), _deliver_to(receipt))
+    client.name = client.email = None
+
+
+def _deliver_to(receipt: DeletionReceipt) -> str:
+    return f"receipt-recipient:{receipt.id}"
 
 
 def _inventory(db: Session, rt, receipt: DeletionReceipt) -> dict:
@@ -190,7 +209,6 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
     db.execute(delete(CoachingSession).where(CoachingSession.coach_id == coach_id,
                                              CoachingSession.id.in_(sids)))
     if receipt.scope == "client":
-        client = q.client_of(db, coach_id, client_id)
         db.execute(delete(ClientMemory).where(ClientMemory.coach_id == coach_id,
                                               ClientMemory.client_id == client_id))
         db.execute(delete(MeetingMapping).where(MeetingMapping.coach_id == coach_id,
@@ -198,9 +216,9 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
         db.execute(update(PrivateNote).where(PrivateNote.coach_id == coach_id,
                                              PrivateNote.client_id == client_id)
                    .values(client_withdrawn=True))
-        # Emails that carried session content to the client; the receipt goes out after this.
-        db.execute(delete(OutboundMessage).where(OutboundMessage.coach_id == coach_id,
-                                                 OutboundMessage.recipient == client.email))
+        # Every message about the client (sealed under the key just shredded, so unreadable
+        # anyway); the receipt goes out after this.
+        db.execute(delete(OutboundMessage).where(OutboundMessage.client_id == client_id))
     return {}
 
 
@@ -265,9 +283,21 @@ def headline(body: dict) -> str:
 
 
 def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
+    import json
     from workers.delivery import render
     coach = q.coach_by_id(db, receipt.coach_id)
-    client = q.client_of(db, receipt.coach_id, receipt.client_id)
+    if receipt.scope == "client":
+        # The client's own key is gone: who they were comes from the sealed delivery address,
+        # and what is sent is forgotten once it has gone out.
+        if receipt.deliver_to_sealed is None:
+            return
+        person = json.loads(rt.vault.unseal(receipt.deliver_to_sealed, _deliver_to(receipt)))
+        about, forget = None, True
+        receipt.deliver_to_sealed = None
+    else:
+        client = q.client_of(db, receipt.coach_id, receipt.client_id)
+        person = {"name": client.name, "email": client.email}
+        about, forget = client.id, False
     body = receipt.body
     what = {"client": "Everything holdspace kept about your coaching sessions has been deleted, as you asked.",
             "session": "The session you asked about has been deleted.",
@@ -276,7 +306,7 @@ def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
     if body.get("reason") == "retention" and receipt.scope == "client":
         what = "Your coach's retention period has ended, so everything holdspace kept about your sessions was deleted."
     counts = [(k.replace("_", " "), v) for k, v in sorted(body["counts"].items())]
-    text = render("deletion_receipt.txt", client_name=client.name, coach_name=coach.name, what=what,
+    text = render("deletion_receipt.txt", client_name=person["name"], coach_name=coach.name, what=what,
                   headline=headline(body), key_url=f"{rt.settings.public_base_url}/.well-known/holdspace-receipt-key",
                   attachment=receipts.attachment_name(receipt),
                   completed=body["completed_at"][:19].replace("T", " ") + " UTC", counts=counts,
@@ -284,12 +314,13 @@ def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
                   receipt_id=receipt.id, signature=receipt.signature)
     if body.get("reason") in ("withdrawal", "client_request"):
         notify.queue_message(db, rt, key=f"receipt-client:{receipt.id}", channel="email",
-                             recipient=client.email, coach_id=coach.id,
+                             recipient=person["email"], coach_id=coach.id, client_id=about,
                              subject="Your holdspace deletion receipt", body=text,
-                             attach_receipt=receipt.id)
+                             attach_receipt=receipt.id, forget_after_send=forget)
     notify.tell_coach(db, rt, coach, key=f"receipt-coach:{receipt.id}",
-                      subject=f"Deletion receipt for {client.name}",
-                      body=f"Reason: {body.get('reason')}.\n\n" + text)
+                      subject=f"Deletion receipt for {person['name']}",
+                      body=f"Reason: {body.get('reason')}.\n\n" + text, client_id=about,
+                      forget_after_send=forget)
 
 
 # --- retention ----------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ client's consent, and raises `Fenced` when either says no, so the transaction co
 
 Work done outside a transaction (streaming a recording into the vault) is checked twice: before
 it starts, and again when its result is committed; a result that lost the race is deleted by
-the writer itself. The client's vault key is created here and nowhere else, only for a client
-with active consent, so nothing can mint a fresh key for a client being erased.
+the writer itself. The client's vault key is created here and nowhere else: when the client is added (their
+name and email are sealed under it), and never for a client being erased.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from models import Client, CoachingSession, utcnow
 from workers import sessions
 from workers.sessions import Fenced
 
-__all__ = ["Fenced", "client_key", "hold", "lock_client", "mark_client", "mark_session", "may_match"]
+__all__ = ["Fenced", "client_key", "hold", "lock_client", "mark_client", "mark_session", "may_match",
+           "new_client"]
 
 
 def lock_client(db: Session, coach_id: str, client_id: str | None) -> Client | None:
@@ -65,6 +66,16 @@ def client_key(db: Session, rt, coach_id: str, client_id: str) -> str:
     if not client.data_key_id:
         client.data_key_id = rt.vault.ensure_client_key(client.id)
     return client.data_key_id
+
+
+def new_client(db: Session, rt, coach_id: str, *, email: str, name: str) -> Client:
+    """Add a client with its vault key: its name and email are sealed under that key from the
+    first write (a new client is never being erased)."""
+    client = Client(coach_id=coach_id, email=email, name=name)
+    client.data_key_id = rt.vault.ensure_client_key(client.id)
+    db.add(client)
+    db.flush()
+    return client
 
 
 def mark_client(db: Session, coach_id: str, client_id: str) -> Client | None:

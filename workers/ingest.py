@@ -217,7 +217,7 @@ def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
         if first_time:
             notify.tell_coach(
                 db, rt, coach, key=f"refused:{session.id}",
-                subject=f"Recording not kept: no consent from {client.name}",
+                subject=f"Recording not kept: no consent from {client.name}", client_id=client.id,
                 body=(f"{client.name} ({client.email}) has no active consent to be recorded, so "
                       f"holdspace stored nothing from \"{session.topic}\" ({notify.when(session)})."
                       + (f" The {platform} copy was moved to {platform}'s trash." if trash else "")))
@@ -348,7 +348,7 @@ def _mark_kept(rt, db, session: CoachingSession, files: list[PlatformFile]) -> s
             coach = q.coach_by_id(db, session.coach_id)
             notify.tell_coach(
                 db, rt, coach, key=f"nothing-to-keep:{session.id}:{sent[:40]}",
-                subject="A recording held nothing to keep",
+                subject="A recording held nothing to keep", client_id=session.client_id,
                 body=(f"For \"{session.topic}\" ({notify.when(session)}), {reason}. Nothing was stored, "
                       "and the client was not emailed."))
         return "done"

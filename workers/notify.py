@@ -29,15 +29,20 @@ def message_exists(db: Session, key: str) -> bool:
 
 def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, subject: str,
                   body: str, html: str | None = None, coach_id: str | None = None,
-                  attach_receipt: str | None = None) -> OutboundMessage | None:
+                  client_id: str | None = None, attach_receipt: str | None = None,
+                  forget_after_send: bool = False) -> OutboundMessage | None:
     """Add a message in the caller's transaction; None when one with this key already exists.
 
-    It is handed to a worker when that transaction commits, and never if it rolls back."""
+    A message about a client (`client_id`) is sealed under that client's key and deleted with
+    the client; `forget_after_send` drops its address and words once it has gone out (what is
+    sent about a client already erased). It is handed to a worker when that transaction
+    commits, and never if it rolls back."""
     if message_exists(db, key):
         return None
     msg = OutboundMessage(idempotency_key=key, channel=channel, recipient=recipient,
                           subject=subject, body=body, html=html, coach_id=coach_id,
-                          attachment_receipt_id=attach_receipt)
+                          client_id=client_id, attachment_receipt_id=attach_receipt,
+                          forget_after_send=forget_after_send)
     try:
         with db.begin_nested():
             db.add(msg)
@@ -48,13 +53,16 @@ def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, su
     return msg
 
 
-def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str) -> OutboundMessage | None:
-    """Queue a note to the coach: their Slack DM when Slack is set up for them, else email."""
+def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str,
+               client_id: str | None = None, forget_after_send: bool = False) -> OutboundMessage | None:
+    """Queue a note to the coach: their Slack DM when Slack is set up for them, else email.
+    A note that names a client passes `client_id`, so it is sealed and deleted with them."""
+    about = {"coach_id": coach.id, "client_id": client_id, "forget_after_send": forget_after_send}
     if rt.slack.configured and coach.slack_user_id:
         return queue_message(db, rt, key=key, channel="slack", recipient=coach.slack_user_id,
-                             subject=subject, body=f"*{subject}*\n{body}", coach_id=coach.id)
+                             subject=subject, body=f"*{subject}*\n{body}", **about)
     return queue_message(db, rt, key=key, channel="email", recipient=coach.email,
-                         subject=f"holdspace: {subject}", body=body, coach_id=coach.id)
+                         subject=f"holdspace: {subject}", body=body, **about)
 
 
 def dispatch(rt, message_ids: list[str]) -> None:
@@ -102,11 +110,14 @@ def deliver(message_id: str) -> str:
                     tell_coach(db, rt, coach, key=f"send-failed:{message_id}",
                                subject=f"An email to {recipient} could not be sent",
                                body=f"\"{subject}\" to {recipient} failed after {msg.attempts} "
-                                    f"attempts: {msg.error}")
+                                    f"attempts: {msg.error}", client_id=msg.client_id)
         raise
     with session_scope(rt.engine) as db:
         msg = db.get(OutboundMessage, message_id)
         msg.status, msg.sent_at, msg.error = "sent", utcnow(), None
+        if msg.forget_after_send:
+            # The outbox is a transport: what was sent about an erased client is not kept.
+            msg.recipient, msg.subject, msg.body, msg.html = "", "", "", None
     return "sent"
 
 

@@ -293,7 +293,8 @@ def _commit_transcript(rt, job: _TranscriptionJob, rows, stored, engine: str, la
         fence.hold(db, session.coach_id, session.client_id, need="transcribe", session_id=session.id)
         if db.exec(select(Transcript.id).where(Transcript.session_id == job.session_id)).first():
             return False, None  # a concurrent run got here first
-        db.add(Transcript(coach_id=session.coach_id, session_id=session.id, engine=engine,
+        db.add(Transcript(coach_id=session.coach_id, client_id=session.client_id,
+                          session_id=session.id, engine=engine,
                           language=language, segments=rows, text=" ".join(r["text"] for r in rows)))
         for start, end, text_ in passages(rows):
             db.add(TranscriptPassage(coach_id=session.coach_id, client_id=session.client_id,
@@ -356,9 +357,11 @@ def summarise_session(session_id: str) -> str:
         if db.exec(select(Summary.id).where(Summary.session_id == session_id)).first():
             return "already summarised"
         tier = client_tier.model_dump(mode="json", exclude={"engine", "basic"})
-        db.add(Summary(coach_id=coach_id, session_id=session_id, engine=engine, basic=basic,
+        db.add(Summary(coach_id=coach_id, client_id=client_id, session_id=session_id,
+                       engine=engine, basic=basic,
                        client_tier={**tier, "energy": energy}))
-        db.add(CoachInsight(coach_id=coach_id, session_id=session_id, engine=engine,
+        db.add(CoachInsight(coach_id=coach_id, client_id=client_id, session_id=session_id,
+                            engine=engine,
                             coach_tier=coach_tier.model_dump(mode="json", exclude={"engine", "basic"})))
         row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
                                                  ClientMemory.client_id == client_id)).first()

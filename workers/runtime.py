@@ -25,7 +25,13 @@ class Runtime:
 
     @cached_property
     def engine(self):
-        return make_engine(self.settings.database_url)
+        from models import sealing
+        from vault.fields import FieldKeys
+        engine = make_engine(self.settings.database_url)
+        # Rows about a client are sealed under the client's vault key (the vault is built
+        # the first time a sealed column is touched).
+        sealing.bind(engine, FieldKeys(lambda: self.vault))
+        return engine
 
     @cached_property
     def redis_url(self) -> str:

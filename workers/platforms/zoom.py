@@ -178,7 +178,7 @@ def reconcile_session(session_id: str) -> str:
         session = db.get(CoachingSession, session_id)
         coach = q.coach_by_id(db, coach_id)
         notify.tell_coach(db, rt, coach, key=f"never-recorded:{session_id}",
-                          subject="No recording arrived",
+                          subject="No recording arrived", client_id=session.client_id,
                           body=f"Zoom never produced a recording for \"{session.topic}\" ({notify.when(session)}).")
     return "gave up"
 

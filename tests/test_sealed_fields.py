@@ -1,0 +1,213 @@
+"""A client's words and facts are ciphertext in the database, under that client's own key: what
+a full pipeline run writes, what a query may compare, what a copied value opens as, what a
+withdrawal leaves readable, and the migration that seals an existing deployment's rows."""
+
+import json
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select as sa_select, text, update
+from sqlmodel import Session, select
+
+from models import (Client, CoachingSession, OutboundMessage, PrivateNote, Summary, Transcript,
+                    sealing)
+from models.db import MIGRATIONS, make_engine, migrate
+from tests.portalhelpers import delivered_session
+from tests.zoomhelpers import CLIENT_EMAIL
+from vault import LocalMasterKey, open_vault
+from vault.errors import IntegrityError, ObjectErased
+from vault.fields import FieldKeys
+
+ENGINES = dict(TRANSCRIBE_ENGINE="platform", SUMMARY_ENGINE="offline",
+               PLATFORM_TRANSCRIPT_WAIT_SECONDS=0)
+# table: its sealed columns
+SEALED = {"client": ["name", "email"], "consent": ["evidence_ip", "evidence_user_agent"],
+          "coachingsession": ["topic"], "transcript": ["segments", "text"],
+          "summary": ["client_tier"], "coachinsight": ["coach_tier"], "clientmemory": ["data"],
+          "privatenote": ["body"],
+          "outboundmessage": ["recipient", "subject", "body", "html"]}
+
+
+@pytest.fixture
+def hs(hs_factory, both_databases, zoom_stub, smtp_sink):
+    smtp_sink.clear()
+    return hs_factory(both_databases, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, **ENGINES)
+
+
+def raw_values(engine, table: str, column: str) -> list:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text(f"SELECT {column} FROM {table}"))
+                if r[0] is not None]
+
+
+def test_a_delivered_session_leaves_only_ciphertext_in_every_sealed_column(hs, zoom_stub, smtp_sink):
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        (transcript,) = db.exec(select(Transcript)).all()
+        (summary,) = db.exec(select(Summary)).all()
+        (client,) = db.exec(select(Client)).all()
+        note = PrivateNote(coach_id=client.coach_id, client_id=client.id, body="Ask about the move.")
+        db.add(note)
+        db.commit()
+    phrase = transcript.text.split(". ")[0][:40]
+    assert len(phrase) > 20 and summary.client_tier and client.email == CLIENT_EMAIL
+    for table, columns in SEALED.items():
+        for column in columns:
+            values = raw_values(hs.rt.engine, table, column)
+            assert all(str(v).startswith("hsf1:") for v in values), (table, column, values[:1])
+    # Each of these has a row, so each of them was sealed (not merely empty).
+    for table, column in (("transcript", "text"), ("summary", "client_tier"), ("client", "email"),
+                          ("clientmemory", "data"), ("privatenote", "body"),
+                          ("outboundmessage", "body"), ("coachinsight", "coach_tier")):
+        assert raw_values(hs.rt.engine, table, column), (table, column)
+    with hs.rt.engine.connect() as conn:
+        dump = " ".join(str(v) for t in SEALED for row in conn.execute(text(f"SELECT * FROM {t}"))
+                        for v in row)
+    for secret in (CLIENT_EMAIL, "Robin", phrase, "Ask about the move"):
+        assert secret not in dump
+    # The code reads plaintext: found by email (its keyed HMAC), transcripts and notes open.
+    from models import queries as q
+    with hs.db() as db:
+        found = q.client_by_email(db, client.coach_id, "  " + CLIENT_EMAIL.upper())
+        assert found.id == client.id and found.name == client.name
+        assert db.get(Transcript, transcript.id).segments == transcript.segments
+        assert db.get(PrivateNote, note.id).body == "Ask about the move."
+
+
+def test_a_query_cannot_write_or_compare_plaintext(hs, zoom_stub, smtp_sink):
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        with pytest.raises(Exception, match="ciphertext only"):
+            db.exec(select(Transcript).where(Transcript.text == "anything")).all()
+    with hs.rt.engine.begin() as conn:
+        with pytest.raises(Exception, match="ciphertext only"):
+            conn.execute(update(Client.__table__).values(name="Robin Plain"))
+
+
+def test_a_sealed_value_moved_to_another_row_or_column_does_not_open(hs, zoom_stub, smtp_sink):
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        client = db.exec(select(Client)).one()
+        other = Client(coach_id=client.coach_id, email="other@example.com", name="Other")
+        other.data_key_id = hs.rt.vault.ensure_client_key(other.id)
+        db.add(other)
+        db.commit()
+    with hs.rt.engine.begin() as conn:
+        name = conn.execute(sa_select(Client.__table__.c.name).where(
+            Client.__table__.c.id == client.id)).scalar_one()
+        # The client's name, pasted into the other client's row; then into its own email column.
+        conn.execute(update(Client.__table__).where(Client.__table__.c.id == other.id).values(name=name))
+    with hs.db() as db, pytest.raises(IntegrityError):
+        db.get(Client, other.id)
+    with hs.rt.engine.begin() as conn:
+        conn.execute(update(Client.__table__).where(Client.__table__.c.id == client.id).values(email=name))
+    with hs.db() as db, pytest.raises(IntegrityError):
+        db.get(Client, client.id)
+
+
+def test_after_withdrawal_only_the_coachs_note_still_opens(hs, zoom_stub, smtp_sink):
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        client = db.exec(select(Client)).one()
+        db.add(PrivateNote(coach_id=client.coach_id, client_id=client.id, body="Follow up on the offer."))
+        db.commit()
+    sealed_before = {c: raw_values(hs.rt.engine, t, c) for t, cols in SEALED.items() for c in cols
+                     if t in ("transcript", "summary", "clientmemory")}
+    hs.run("consent", "withdraw", "--client-email", CLIENT_EMAIL)
+    hs.drain()
+    with hs.db() as db:
+        tomb = db.get(Client, client.id)
+        assert tomb.name is None and tomb.email is None and tomb.email_hmac and tomb.withdrawn_at
+        (note,) = db.exec(select(PrivateNote)).all()
+        assert note.body == "Follow up on the offer." and note.client_withdrawn
+        assert not db.exec(select(OutboundMessage).where(OutboundMessage.client_id == client.id)).all()
+        # The receipt went out and its words and address are gone from the outbox.
+        receipts = [m for m in db.exec(select(OutboundMessage)) if m.attachment_receipt_id]
+        assert receipts and all(m.status == "sent" and not m.recipient and not m.body for m in receipts)
+    assert any(m["To"] == CLIENT_EMAIL for m in smtp_sink.messages)
+    # What a copy taken before the withdrawal holds opens with no key that remains.
+    keys = FieldKeys(hs.rt.vault)
+    with pytest.raises(ObjectErased):
+        keys.key(client.id)
+    for column, values in sealed_before.items():
+        assert values, column
+        for value in values:
+            assert keys.open(client.id, value, b"") is None
+            with pytest.raises(IntegrityError):
+                keys.open(f"coach.{client.coach_id}", value, b"")
+
+
+# --- the migration -------------------------------------------------------------------------------
+
+def _at_revision(engine, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_the_migration_seals_an_existing_deployments_rows_in_place(both_databases, tmp_path):
+    engine = make_engine(both_databases)
+    _at_revision(engine, "0005")
+    now = "2026-01-01 00:00:00"
+    segments = [{"start": 0.0, "end": 4.0, "speaker": "Robin", "text": "I will call my sister on Sunday."}]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO coach (id, email, name, time_zone, retention_years, media_policy, "
+                          "trash_zoom_copies, allow_platform_transcript, created_at) VALUES "
+                          "('co', 'coach@example.com', 'Casey', 'UTC', 7, 'keep_video', false, true, :now)"),
+                     {"now": now})
+        for cid, email, name, withdrawn in (("live", "Robin@Example.com", "Robin Client", None),
+                                            ("gone", "gone@example.com", "Gone Client", now)):
+            conn.execute(text("INSERT INTO client (id, coach_id, email, name, withdrawn_at, created_at) "
+                              "VALUES (:id, 'co', :email, :name, :w, :now)"),
+                         {"id": cid, "email": email.lower(), "name": name, "w": withdrawn, "now": now})
+        conn.execute(text("INSERT INTO coachingsession (id, coach_id, client_id, platform, platform_uuid, "
+                          "topic, state, reconcile_attempts, created_at, updated_at) VALUES "
+                          "('se', 'co', 'live', 'zoom', 'u1', 'Robin / Casey', 'delivered', 0, :now, :now)"),
+                     {"now": now})
+        conn.execute(text("INSERT INTO transcript (id, coach_id, session_id, engine, segments, text, created_at) "
+                          "VALUES ('tr', 'co', 'se', 'local', :seg, :text, :now)"),
+                     {"seg": json.dumps(segments), "text": segments[0]["text"], "now": now})
+        conn.execute(text("INSERT INTO summary (id, coach_id, session_id, engine, basic, client_tier, created_at) "
+                          "VALUES ('su', 'co', 'se', 'offline', true, :tier, :now)"),
+                     {"tier": json.dumps({"overview": "Robin chose a date."}), "now": now})
+        conn.execute(text("INSERT INTO privatenote (id, coach_id, client_id, body, client_withdrawn, created_at) "
+                          "VALUES ('pn', 'co', 'live', 'Seems tired.', false, :now)"), {"now": now})
+        conn.execute(text("INSERT INTO outboundmessage (id, idempotency_key, coach_id, channel, recipient, "
+                          "subject, body, status, attempts, created_at) VALUES ('om', 'k', 'co', 'email', "
+                          "'robin@example.com', 'Your session', 'Dear Robin', 'sent', 1, :now)"), {"now": now})
+
+    # Without the vault the sealing cannot be done, and says so.
+    with pytest.raises(RuntimeError, match="needs the vault"):
+        migrate(engine)
+    vault = open_vault(f"file://{tmp_path / 'vault'}", master_key=LocalMasterKey(b"m" * 32))
+    keys = FieldKeys(vault)
+    sealing.bind(engine, keys)
+    migrate(engine)
+
+    for table, columns in SEALED.items():
+        for column in columns:
+            assert all(str(v).startswith("hsf1:") for v in raw_values(engine, table, column)), (table, column)
+    with engine.connect() as conn:
+        dump = " ".join(str(v) for t in SEALED for row in conn.execute(text(f"SELECT * FROM {t}")) for v in row)
+    for plain in ("robin@example.com", "Robin Client", "Gone Client", "gone@example.com", "my sister",
+                  "chose a date", "Seems tired", "Dear Robin"):
+        assert plain not in dump
+    from models import queries as q
+    with Session(engine) as db:
+        live = q.client_by_email(db, "co", "robin@example.com")
+        assert (live.id, live.name, live.data_key_id is not None) == ("live", "Robin Client", True)
+        gone = db.get(Client, "gone")
+        assert gone.name is None and gone.email is None and gone.email_hmac
+        assert db.get(Transcript, "tr").segments == segments and db.get(Transcript, "tr").client_id == "live"
+        assert db.get(Summary, "su").client_tier == {"overview": "Robin chose a date."}
+        assert db.get(CoachingSession, "se").topic == "Robin / Casey"
+        assert db.get(PrivateNote, "pn").body == "Seems tired."
+        message = db.get(OutboundMessage, "om")
+        assert (message.client_id, message.body) == ("live", "Dear Robin")
+    migrate(engine)  # a second run changes nothing
+    with Session(engine) as db:
+        assert db.get(Transcript, "tr").text == segments[0]["text"]
+    engine.dispose()
