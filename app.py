@@ -303,12 +303,14 @@ def register_cli(app: Flask) -> None:
 
     @audit_group.command("verify")
     def audit_verify():
-        """Check the hash chain; exit 1 at the first broken link."""
+        """Check the HMAC chain and its anchors; exit 1 at the first broken link."""
         from models.audit import verify
+        from workers.anchors import anchored
+        anchors = anchored(_rt())
         with session_scope(_rt().engine) as db:
-            report = verify(db)
+            report = verify(db, anchors=anchors)
         if report.ok:
-            click.echo(f"audit chain intact: {report.checked} events")
+            click.echo(f"audit chain intact: {report.checked} events, {len(anchors)} anchors")
         else:
             click.echo(f"audit chain broken at event {report.broken_at}: {report.reason} "
                        f"({report.checked} events before it are intact)", err=True)

@@ -18,6 +18,15 @@ TRANSCRIBE_ENGINES = ("auto", "platform", "local", "openai")
 SUMMARY_ENGINES = ("auto", "openai", "offline")
 
 
+def _private(path: Path, mode: int) -> None:
+    """Narrow a path of ours to its owner (var/ may predate this rule, at 0755)."""
+    try:
+        if path.stat().st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+    except OSError:
+        pass  # not ours to change: the operator's choice stands
+
+
 def _secret_file(path: Path, make) -> str:
     """Read a generated secret, creating it once (0600) on first use."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +80,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = _env("S3_ENDPOINT_URL")
     vault_master_key: str | None = _env("VAULT_MASTER_KEY")  # None with no KMS: generated into var/
     kms_key_id: str | None = _env("KMS_KEY_ID")
+    # base64 of 32 bytes keying the audit chain's HMAC; None: a key kept sealed in the vault.
+    audit_key: str | None = _env("AUDIT_KEY")
     zoom_webhook_secret: str | None = _env("ZOOM_WEBHOOK_SECRET")
     zoom_account_id: str | None = _env("ZOOM_ACCOUNT_ID")
     zoom_client_id: str | None = _env("ZOOM_CLIENT_ID")
@@ -134,7 +145,8 @@ class Settings(BaseSettings):
         """What `make demo` runs on with nothing configured, all under HOLDSPACE_VAR_DIR."""
         data = {k: v for k, v in dict(data).items() if v not in (None, "")}
         var_dir = Path(data.get("HOLDSPACE_VAR_DIR") or data.get("var_dir") or ROOT / "var").resolve()
-        var_dir.mkdir(parents=True, exist_ok=True)
+        var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(var_dir, 0o700)
         data["HOLDSPACE_VAR_DIR"] = var_dir
         data.pop("var_dir", None)
         if not (data.get("SECRET_KEY") or data.get("secret_key")):
@@ -176,7 +188,7 @@ class Settings(BaseSettings):
     def _storage(cls, value: str) -> str:
         return _check_storage_url(value)
 
-    @field_validator("vault_master_key")
+    @field_validator("vault_master_key", "audit_key")
     @classmethod
     def _master_key(cls, value: str | None) -> str | None:
         if value is not None:
@@ -211,7 +223,7 @@ class Settings(BaseSettings):
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, tracebacks and logs.
-        hidden = {"secret_key", "vault_master_key", "zoom_webhook_secret", "zoom_client_secret",
+        hidden = {"secret_key", "vault_master_key", "audit_key", "zoom_webhook_secret", "zoom_client_secret",
                   "google_client_secret",
                   "slack_signing_secret", "slack_bot_token", "openai_api_key", "smtp_url",
                   "database_url", "redis_url"}

@@ -118,3 +118,63 @@ def test_audit_verify_notices_a_deleted_row(hs):
         db.commit()
     result = invoke(hs, "audit", "verify")
     assert result.exit_code == 1 and "previous-hash link" in result.output
+
+
+def _events(hs, n: int = 3) -> None:
+    hs.run("coach", "add", "--email", "coach@example.com", "--name", "Casey")
+    for i in range(n):
+        hs.run("client", "add", "--coach-email", "coach@example.com", "--email", f"c{i}@example.com",
+               "--name", f"C{i}")
+
+
+def test_audit_verify_refuses_a_row_rewritten_and_rechained_without_the_key(hs):
+    # Whoever can write the database recomputes every hash after the row they edit, as the
+    # old SHA-256 chain allowed; without the key outside the database it does not verify.
+    import hashlib
+    from models.audit import canonical
+    _events(hs)
+    with hs.db() as db:
+        rows = db.exec(select(AuditEvent).order_by(AuditEvent.id)).all()
+        prev = rows[0].hash
+        for row in rows[1:]:
+            subject = "client:forged" if row is rows[1] else row.subject
+            new = hashlib.sha256(canonical(prev, at=row.at, actor=row.actor, action=row.action,
+                                           subject=subject, coach_id=row.coach_id, ip=row.ip,
+                                           detail=row.detail or {})).hexdigest()
+            db.execute(text("UPDATE auditevent SET subject = :s, prev_hash = :p, hash = :h WHERE id = :i"),
+                       {"s": subject, "p": prev, "h": new, "i": row.id})
+            prev = new
+        db.commit()
+    result = invoke(hs, "audit", "verify")
+    assert result.exit_code == 1 and f"broken at event {rows[1].id}" in result.output
+
+
+def test_audit_verify_notices_the_newest_rows_deleted_after_an_anchor(hs):
+    from workers.anchors import anchor_head
+    _events(hs)
+    head = anchor_head(hs.rt, "test")
+    assert anchor_head(hs.rt, "test") == head  # anchoring the same head again is harmless
+    assert "intact: 4 events, 1 anchors" in hs.run("audit", "verify")
+    hs.run("client", "add", "--coach-email", "coach@example.com", "--email", "late@example.com", "--name", "L")
+    assert "intact: 5 events" in hs.run("audit", "verify")  # rows after the anchor are fine
+    with hs.db() as db:
+        db.execute(text("DELETE FROM auditevent WHERE id >= :i"), {"i": head[0]})
+        db.commit()
+    result = invoke(hs, "audit", "verify")
+    assert result.exit_code == 1 and "anchored event is missing" in result.output
+
+
+def test_a_forged_anchor_is_ignored_and_an_erasure_anchors_the_chain(hs):
+    import json
+    from workers.anchors import anchored
+    _events(hs, 1)
+    hs.rt.vault.write_once("audit-anchors/000000000999-forged.json",
+                           json.dumps({"event_id": 999, "hash": "0" * 64, "mac": "0" * 64}).encode())
+    assert anchored(hs.rt) == []
+    assert "intact: 2 events, 0 anchors" in hs.run("audit", "verify")
+    hs.run("consent", "grant", "--client-email", "c0@example.com", "--method", "written")
+    hs.run("consent", "withdraw", "--client-email", "c0@example.com")
+    hs.drain()
+    with hs.db() as db:
+        done = db.exec(select(AuditEvent).where(AuditEvent.action == "erasure.completed")).one()
+    assert (done.id, done.hash) in anchored(hs.rt)

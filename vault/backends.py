@@ -11,6 +11,7 @@ import hashlib
 import os
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -173,6 +174,13 @@ class FileBackend:
             os.unlink(tmp)
         _fsync_dir(path.parent)
         return True
+
+    def create_locked(self, key: str, data: bytes, retain_days: int) -> bool:
+        """Write once, read-only from then on (a file has no stronger lock than its mode)."""
+        created = self.create_bytes(key, data)
+        if created:
+            os.chmod(self._path(key), 0o444)
+        return created
 
     def get_bytes(self, key: str) -> bytes:
         reader = self.open_reader(key, 0)
@@ -410,6 +418,33 @@ class S3Backend:
         from botocore.exceptions import ClientError
         try:
             self._put(key, data, IfNoneMatch="*")
+        except ClientError as exc:
+            if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise self._fail("PutObject", key, exc) from exc
+        return True
+
+    def _object_lock(self) -> bool:
+        from botocore.exceptions import ClientError
+        if getattr(self, "_locking", None) is None:
+            try:
+                conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+                self._locking = conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+            except ClientError:
+                self._locking = False
+        return self._locking
+
+    def create_locked(self, key: str, data: bytes, retain_days: int) -> bool:
+        """Write once; where the bucket has S3 Object Lock, in compliance mode for
+        `retain_days`, so that no one, the bucket's owner included, can delete or replace it."""
+        from botocore.exceptions import ClientError
+        if not self._object_lock():
+            return self.create_bytes(key, data)
+        until = datetime.now(timezone.utc) + timedelta(days=retain_days)
+        try:
+            self._put(key, data, IfNoneMatch="*", ObjectLockMode="COMPLIANCE",
+                      ObjectLockRetainUntilDate=until,
+                      ChecksumAlgorithm="SHA256")
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False

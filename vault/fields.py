@@ -32,6 +32,8 @@ from vault.errors import IntegrityError, ObjectErased
 PREFIX = "hsf1:"
 LOOKUP_OBJECT = "service/lookup-key"
 _LOOKUP_PURPOSE = "lookup-key"
+AUDIT_OBJECT = "service/audit-key"
+_AUDIT_PURPOSE = "audit-key"
 _NONCE = 12
 
 
@@ -70,8 +72,9 @@ class FieldKeys:
     """What the database's sealed columns use, over one vault (or a callable that returns it,
     so a process builds its vault only when a sealed field is first touched)."""
 
-    def __init__(self, vault):
+    def __init__(self, vault, audit_key: bytes | None = None):
         self._vault = vault
+        self._audit = audit_key
         self._lookup: bytes | None = None
         self._lock = threading.Lock()
 
@@ -105,6 +108,14 @@ class FieldKeys:
         except ObjectErased:
             return None
         return open_field(key, token, aad)
+
+    def audit_key(self) -> bytes:
+        """The key of the audit chain's HMAC: the configured one, else one kept sealed in the
+        vault's storage. Never in the database, so whoever can write rows cannot re-chain them."""
+        with self._lock:
+            if self._audit is None:
+                self._audit = self.vault.service_secret(AUDIT_OBJECT, _AUDIT_PURPOSE)
+            return self._audit
 
     def lookup(self, value: str) -> str:
         """The keyed HMAC (hex) of an already normalised value."""

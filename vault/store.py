@@ -261,6 +261,21 @@ class Vault:
         deriving field and search keys (vault/fields.py). ObjectErased once shredded."""
         return self._client_key(_check_client_id(owner_id), create=create)[1]
 
+    def write_once(self, name: str, data: bytes, retain_days: int = 3650) -> bool:
+        """Keep a small record that can never be replaced (`notes/<name>`; S3 Object Lock where
+        the bucket has it). False when one of that name exists already."""
+        return self._backend.create_locked(f"notes/{_check_name(name)}", data, retain_days)
+
+    def read_notes(self, prefix: str) -> list[bytes]:
+        """Every record `write_once` kept under `notes/<prefix>`, in name order."""
+        found = []
+        for key in self._backend.list(f"notes/{_check_name(prefix)}"):
+            try:
+                found.append(self._backend.get_bytes(key))
+            except ObjectNotFound:
+                continue
+        return found
+
     def service_secret(self, object_name: str, purpose: str) -> bytes:
         """A deployment-wide 32-byte secret kept sealed at `object_name`, made on first use."""
         from vault.sealed import load_or_create

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from models import utcnow
 from workers import inbox, notify
+from workers.anchors import daily_anchor
 from workers.briefing import send_upcoming_briefings
 from workers.erasure import apply_retention, resume_unfinished
 from workers.pipeline import sweep_stalled
@@ -31,6 +32,7 @@ def register(scheduler) -> None:
     scheduler.register(sweep_inbox, "default", interval=60, name="inbox sweeper")
     scheduler.register(sweep_stalled, "default", interval=300, name="stalled sessions sweeper")
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")
+    scheduler.register(daily_anchor, "default", cron="7 0 * * *", name="daily audit anchor")
     scheduler.register(send_upcoming_briefings, "default", interval=300, name="pre-session briefings")
     for platform in PLATFORMS.values():  # each platform's own reconciliation and keepers
         for job in platform.schedules:

@@ -20,7 +20,7 @@ from models import (Asset, Client, ClientMemory, CoachInsight, CoachingSession, 
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
-from workers import fence, links, notify, receipts, retries
+from workers import anchors, fence, links, notify, receipts, retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,11 @@ def run_erasure(receipt_id: str) -> str:
         audit.record(db, "system", "erasure.completed", f"receipt:{receipt.id}",
                      coach_id=receipt.coach_id, objects=len(final["objects"]), scope=receipt.scope)
         _send_receipt(db, rt, receipt)
+    # The chain's head, erasure included, goes where rewriting the database cannot reach it.
+    try:
+        anchors.anchor_head(rt, f"erasure {receipt_id}")
+    except Exception as exc:  # noqa: BLE001 - the daily anchor covers it; the erasure is done
+        log.warning("audit anchor after erasure %s not written (%s)", receipt_id, type(exc).__name__)
     return "completed"
 
 

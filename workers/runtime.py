@@ -3,6 +3,7 @@ built from them, lazily. `create_app()` installs one; jobs and CLI commands use 
 
 from __future__ import annotations
 
+import base64
 import threading
 from functools import cached_property
 
@@ -30,7 +31,9 @@ class Runtime:
         engine = make_engine(self.settings.database_url)
         # Rows about a client are sealed under the client's vault key (the vault is built
         # the first time a sealed column is touched).
-        sealing.bind(engine, FieldKeys(lambda: self.vault))
+        audit_key = self.settings.audit_key
+        sealing.bind(engine, FieldKeys(lambda: self.vault, audit_key=base64.b64decode(audit_key)
+                                       if audit_key else None))
         return engine
 
     @cached_property
