@@ -94,9 +94,12 @@ def run_demo(base_rt, create_app, serve: bool = False) -> int:
         outbox = None if settings.smtp_url else rt.mailer.maildir
         where = f"written to the Maildir {outbox}" if outbox else "sent by SMTP"
         say(f"Emails (the client's and the coach's) were {where}.")
+        from models.audit import verify
+        from workers.anchors import anchor_head, anchored
+        anchor_head(rt, "demo")
+        anchors = anchored(rt)
         with session_scope(rt.engine) as db:
-            from models.audit import verify
-            report = verify(db)
+            report = verify(db, anchors=anchors)
         say(f"Audit chain: {'intact' if report.ok else 'BROKEN'} ({report.checked} events).")
         link = _client_link(rt, stored_id)
         say()
@@ -161,6 +164,9 @@ def _client_link(rt, session_id: str) -> str | None:
             OutboundMessage.idempotency_key == f"session-email:{session_id}",
             OutboundMessage.status == "sent")).first()
         body = msg.body if msg else ""
+    # The outbox keeps the link's id; its URL is made as the email was (workers/links.py).
+    from workers.links import render_urls
+    body = render_urls(body, rt.settings.secret_key, rt.settings.public_base_url) or ""
     return next((word for word in body.split() if "/s/" in word), None)
 
 

@@ -172,7 +172,7 @@ def login_post():
                 minute = int(utcnow().timestamp() // 60)
                 msg = notify.queue_message(
                     db, rt, key=f"coach-login:{coach.id}:{minute}", channel="email", recipient=coach.email,
-                    coach_id=coach.id, subject="Your holdspace sign-in link",
+                    coach_id=coach.id, subject="Your holdspace sign-in link", forget_after_send=True,
                     body=render_template("coach/login_email.txt", coach=coach,
                                          link=login_link(rt, coach.id, _next_arg(request.form)),
                                          minutes=LOGIN_TTL_SECONDS // 60))

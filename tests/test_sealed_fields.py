@@ -211,3 +211,39 @@ def test_the_migration_seals_an_existing_deployments_rows_in_place(both_database
     with Session(engine) as db:
         assert db.get(Transcript, "tr").text == segments[0]["text"]
     engine.dispose()
+
+
+def test_the_database_file_and_var_are_private(hs_factory, tmp_path):
+    import os
+    os.umask(0o022)
+    hs = hs_factory(f"sqlite:///{tmp_path / 'var' / 'holdspace.db'}")
+    hs.run("coach", "add", "--email", "coach@example.com", "--name", "Casey")
+    var = tmp_path / "var"
+    assert var.stat().st_mode & 0o777 == 0o700
+    files = [p for p in var.iterdir() if p.name.startswith("holdspace.db")]
+    assert {p.name for p in files} >= {"holdspace.db", "holdspace.db-wal"}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in files), [(p.name, oct(p.stat().st_mode)) for p in files]
+
+
+def test_no_link_token_is_at_rest_after_a_full_run(hs_factory, tmp_path, zoom_stub, smtp_sink):
+    # The tokens the client was emailed (session, journey, consent) and the coach's sign-in
+    # token: none of them in the database files (the -wal included), only in what was sent.
+    from tests.portalhelpers import body_of, links_in
+    smtp_sink.clear()
+    hs = hs_factory(f"sqlite:///{tmp_path / 'holdspace.db'}", zoom_stub=zoom_stub,
+                    smtp_url=smtp_sink.url, **ENGINES)
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    from tests.test_dashboard import CSRF
+    form = hs.http.get("/coach/login").get_data(as_text=True)
+    hs.http.post("/coach/login", data={"email": "coach@example.com",
+                                       "csrf_token": CSRF.search(form).group(1)})
+    hs.drain()
+    tokens = {url.rsplit("/", 1)[1] for m in smtp_sink.messages for url in links_in(m)}
+    tokens |= {part.split()[0] for m in smtp_sink.messages for part in body_of(m).split("/coach/auth/")[1:]}
+    assert len(tokens) >= 2, tokens  # the session page's and the sign-in's
+    at_rest = b"".join(p.read_bytes() for p in tmp_path.glob("holdspace.db*"))
+    found = [t for t in tokens if t.encode() in at_rest]
+    assert not found
+    with hs.db() as db:
+        bodies = " ".join((m.body or "") + (m.html or "") for m in db.exec(select(OutboundMessage)))
+    assert "[[hs-link:" in bodies and not any(t in bodies for t in tokens)

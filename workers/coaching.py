@@ -196,14 +196,14 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
         coach = q.coach_by_id(db, coach_id)
         if client.withdrawn_at:
             raise CoachError(f"{client.name} withdrew consent.")
-        link, token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
+        link, _token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
                                   session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
         notify.queue_message(
             db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
             client_id=client.id,
             subject=f"Your session with {coach.name} on {when_of(session)}",
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
-                        link=f"{s.public_base_url}/s/{token}", ttl_days=max(1, s.link_ttl_seconds // 86400)))
+                        link=links.url_of(link, "s"), ttl_days=max(1, s.link_ttl_seconds // 86400)))
         name = client.name
     return f"Sent {name} a fresh link to that session."
 

@@ -57,12 +57,12 @@ def deliver_session(session_id: str) -> str:
         summary = db.exec(select(Summary).where(Summary.coach_id == coach.id,
                                                 Summary.session_id == session.id)).first()
         lines = summary_lines(summary.client_tier if summary else {})
-        link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+        link, _token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
                                   purpose="session", session_id=session.id, ttl_seconds=s.link_ttl_seconds)
         if links.current_journey_link(db, coach.id, client.id) is None:
             links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id, purpose="journey",
                         ttl_seconds=s.link_ttl_seconds)
-        url = f"{s.public_base_url}/s/{token}"
+        url = links.url_of(link, "s")
         context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session),
                        lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400))
         subject = f"Your session with {coach.name} on {when_of(session)}"
@@ -88,11 +88,11 @@ def _delivered(db: Session, session: CoachingSession) -> None:
 def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, actor: str = "system") -> str:
     """Queue the consent email (a request, or the confirmation of a verbal consent)."""
     s = rt.settings
-    link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+    link, _token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
                               purpose="consent", ttl_seconds=max(s.link_ttl_seconds, 30 * 86400),
                               actor=actor)
     body = render("consent_request.txt", client_name=client.name, coach_name=coach.name,
-                  verbal=verbal, link=f"{s.public_base_url}/c/{token}")
+                  verbal=verbal, link=links.url_of(link, "c"))
     subject = (f"What you agreed with {coach.name}" if verbal
                else f"{coach.name} asks for your consent to record your sessions")
     notify.queue_message(db, rt, key=f"consent-email:{link.id}", channel="email",
@@ -119,7 +119,7 @@ def fresh_link(link_id: str, email_given: str) -> str:
         key = f"fresh-link:{old.id}:{utcnow():%Y%m%d%H}"
         if notify.message_exists(db, key):
             return "already sent"
-        link, token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
+        link, _token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
                                   purpose=old.purpose, session_id=old.session_id,
                                   ttl_seconds=s.link_ttl_seconds, actor="client")
         path = {"session": "s", "consent": "c", "journey": "j"}[old.purpose]
@@ -127,6 +127,6 @@ def fresh_link(link_id: str, email_given: str) -> str:
             db, rt, key=key, channel="email", recipient=client.email,
             subject="Your fresh holdspace link", coach_id=coach.id, client_id=client.id,
             body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
-                        link=f"{s.public_base_url}/{path}/{token}",
+                        link=links.url_of(link, path),
                         ttl_days=max(1, s.link_ttl_seconds // 86400)))
     return "sent"

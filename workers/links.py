@@ -6,6 +6,8 @@ revoked or expire without the token changing."""
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -34,6 +36,24 @@ def _serializer(secret_key: str) -> URLSafeSerializer:
 
 def token_for(secret_key: str, link: Link) -> str:
     return _serializer(secret_key).dumps(link.id)
+
+
+# A link in a queued message is kept as its id; the live URL is made when the message is sent,
+# so no bearer token is ever at rest in the outbox (tokens are the signed link id).
+_PLACEHOLDER = re.compile(r"\[\[hs-link:([scj]):([0-9a-f]{32})\]\]")
+
+
+def url_of(link: Link, path: str) -> str:
+    """What a message body holds for the link's URL until it is sent (`render_urls`)."""
+    return f"[[hs-link:{path}:{link.id}]]"
+
+
+def render_urls(text: str | None, secret_key: str, base_url: str) -> str | None:
+    """The message as sent: each held link made into its live URL."""
+    if not text:
+        return text
+    serializer = _serializer(secret_key)
+    return _PLACEHOLDER.sub(lambda m: f"{base_url}/{m.group(1)}/{serializer.dumps(m.group(2))}", text)
 
 
 def issue(db: Session, secret_key: str, *, coach_id: str, client_id: str, purpose: str,

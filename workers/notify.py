@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from models import Coach, DeletionReceipt, OutboundMessage, utcnow
 from models.db import session_scope
-from workers import retries
+from workers import links, retries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,10 @@ def deliver(message_id: str) -> str:
         if msg is None or msg.status == "sent":
             return "already sent"
         msg.attempts += 1
-        channel, recipient, subject, body, html = msg.channel, msg.recipient, msg.subject, msg.body, msg.html
+        channel, recipient, subject = msg.channel, msg.recipient, msg.subject
+        # Links become live URLs only now, on their way out (workers/links.py).
+        body, html = (links.render_urls(text, rt.settings.secret_key, rt.settings.public_base_url)
+                      for text in (msg.body, msg.html))
         attachments = _receipt_attachment(db, msg.attachment_receipt_id)
     try:
         if channel == "slack":
