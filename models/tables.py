@@ -166,6 +166,9 @@ class CoachingSession(ClientOrCoachOwned, SQLModel, table=True):
     reconcile_attempts: int = 0
     # Set when the deletion of this session starts (workers/fence.py).
     erasing_at: datetime | None = None
+    # Set when the coach revokes the client's links to this session: it leaves the client's
+    # journey and no fresh link is sent for it until the coach shares it again (resend).
+    withheld_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

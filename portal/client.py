@@ -266,7 +266,8 @@ def journey(token):
         link = open_link(db, token, "journey")
         client = q.client_of(db, link.coach_id, link.client_id)
         coach = q.coach_by_id(db, link.coach_id)
-        sessions = [s for s in q.sessions_of(db, coach.id, client.id) if s.state == "delivered"]
+        sessions = [s for s in q.sessions_of(db, coach.id, client.id)
+                    if s.state == "delivered" and s.withheld_at is None]
         summaries = {s.session_id: s.client_tier for s in db.exec(
             select(Summary).where(Summary.coach_id == coach.id,
                                   Summary.session_id.in_([s.id for s in sessions])))}

@@ -247,3 +247,38 @@ def test_dashboard_and_connect_google_give_one_time_sign_in_links(hs):
     assert "Usage: /holdspace connect google" in reply(slash(hs, "connect zoom"))
     resp = slash(hs, "dashboard")
     assert resp.get_json()["unfurl_links"] is False  # no link preview may use up the link
+
+
+def test_a_revoked_session_leaves_the_journey_and_gets_no_fresh_link_until_reshared(
+        hs, zoom_stub, smtp_sink, slack):
+    from models import Coach, Link
+    from tests.portalhelpers import links_in, path_of
+    payload, path = delivered_session(hs, zoom_stub, smtp_sink)
+    with hs.db() as db:
+        coach = db.exec(select(Coach)).one()
+        coach.slack_user_id = COACH_SLACK
+        db.add(coach)
+        db.commit()
+        session = db.exec(select(CoachingSession)).one()
+    import re
+    journey = re.search(r'href="(/j/[^"]+)"', hs.http.get(path).get_data(as_text=True)).group(1)
+    listed = '<ol class="sessions"><li>'
+    assert session.topic and listed in hs.http.get(journey).get_data(as_text=True)
+    answer = reply(slash(hs, f"revoke {session.id}"))
+    assert "final" in answer and f"resend {session.id}" in answer
+    page = hs.http.get(journey)
+    assert page.status_code == 200 and listed not in page.get_data(as_text=True)
+    # The "email me a fresh link" form on the revoked page sends nothing.
+    before = len(smtp_sink.to(CLIENT_EMAIL))
+    assert hs.http.post("/links/fresh", data={"token": path.rsplit("/", 1)[1],
+                                              "email": CLIENT_EMAIL}).status_code == 200
+    hs.drain()
+    assert len(smtp_sink.to(CLIENT_EMAIL)) == before
+    # The coach shares it again: a new link, and the journey shows it once more.
+    assert "fresh link" in reply(slash(hs, f"resend {session.id}"))
+    hs.drain()
+    (fresh,) = [u for u in links_in(smtp_sink.to(CLIENT_EMAIL)[-1]) if "/s/" in u]
+    assert hs.http.get(path_of(fresh)).status_code == 200
+    assert listed in hs.http.get(journey).get_data(as_text=True)
+    with hs.db() as db:
+        assert db.exec(select(Link).where(Link.revoked_at.is_(None), Link.purpose == "session")).all()

@@ -198,6 +198,7 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
             raise CoachError(f"{client.name} withdrew consent.")
         link, _token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
                                   session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
+        session.withheld_at = None  # shared again
         notify.queue_message(
             db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
             client_id=client.id,
@@ -213,7 +214,10 @@ def revoke(rt, coach_id: str, session_id: str, *, actor: str) -> str:
         session = _session(db, coach_id, session_id)
         n = links.revoke_for_client(db, coach_id, session.client_id, session_id=session.id, actor=actor) \
             if session.client_id else 0
-    return f"Revoked {n} link{'s' if n != 1 else ''} to that session."
+        session.withheld_at = session.withheld_at or utcnow()
+    return (f"Revoked {n} link{'s' if n != 1 else ''} to that session. This is final for those "
+            "links: the session is off the client's journey and they cannot ask for a fresh link "
+            f"to it. To share it again, /holdspace resend {session_id}.")
 
 
 def delete_session(rt, coach_id: str, session_id: str, *, actor: str) -> str:

@@ -113,8 +113,10 @@ def fresh_link(link_id: str, email_given: str) -> str:
         coach = q.coach_by_id(db, old.coach_id)
         if client is None or client.email != email_given.strip().lower() or client.withdrawn_at:
             return "not sent"
-        if old.session_id and q.session_of(db, coach.id, old.session_id) is None:
-            return "not sent"
+        if old.session_id:
+            session = q.session_of(db, coach.id, old.session_id)
+            if session is None or session.withheld_at is not None:
+                return "not sent"  # deleted, or withheld by the coach until they share it again
         # One fresh link per old link per hour, however often the button is pressed.
         key = f"fresh-link:{old.id}:{utcnow():%Y%m%d%H}"
         if notify.message_exists(db, key):
