@@ -247,3 +247,28 @@ def test_no_link_token_is_at_rest_after_a_full_run(hs_factory, tmp_path, zoom_st
     with hs.db() as db:
         bodies = " ".join((m.body or "") + (m.html or "") for m in db.exec(select(OutboundMessage)))
     assert "[[hs-link:" in bodies and not any(t in bodies for t in tokens)
+
+
+def test_a_deleted_session_leaves_the_memory_and_the_briefing(hs, zoom_stub, smtp_sink):
+    from models import ClientMemory
+    from models.db import session_scope
+    from workers.briefing import build
+    from workers.erasure import run_erasure, start_session_erasure
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        session = db.exec(select(CoachingSession)).one()
+        memory = db.exec(select(ClientMemory)).one()
+    made_here = [c for c in memory.data["commitments"] if c["made_in"]["session_id"] == session.id]
+    assert made_here and memory.sessions_seen == [session.id]
+    with session_scope(hs.rt.engine) as db:
+        assert any(c["what"] in build(db, session.coach_id, session.client_id).text()
+                   for c in made_here)
+        receipt = start_session_erasure(db, session.coach_id, session.id, reason="coach_request",
+                                        actor="coach")
+    run_erasure(receipt.id)
+    with hs.db() as db:
+        memory = db.exec(select(ClientMemory)).one()
+        assert memory.data["commitments"] == [] and memory.sessions_seen == []
+        assert memory.data["session_ids"] == [] and not memory.data["themes"]
+        brief = build(db, session.coach_id, session.client_id)
+    assert not any(c["what"] in brief.text() for c in made_here)

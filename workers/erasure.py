@@ -213,6 +213,8 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
                .values(payload={}, session_id=None, status="refused", error="the session was deleted"))
     db.execute(delete(CoachingSession).where(CoachingSession.coach_id == coach_id,
                                              CoachingSession.id.in_(sids)))
+    if receipt.scope == "session":
+        _forget_in_memory(db, coach_id, client_id, sids)
     if receipt.scope == "client":
         db.execute(delete(ClientMemory).where(ClientMemory.coach_id == coach_id,
                                               ClientMemory.client_id == client_id))
@@ -225,6 +227,21 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
         # anyway); the receipt goes out after this.
         db.execute(delete(OutboundMessage).where(OutboundMessage.client_id == client_id))
     return {}
+
+
+def _forget_in_memory(db: Session, coach_id: str, client_id: str | None, session_ids) -> None:
+    """A deleted session leaves the client's memory (and so the journey and the briefing)."""
+    from workers.summaries.memory import ClientMemory as Memory, forget_session
+    row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
+                                             ClientMemory.client_id == client_id)).first()
+    if row is None or not row.data:
+        return
+    memory = Memory.model_validate(row.data)
+    for session_id in session_ids:
+        memory = forget_session(memory, session_id)
+    row.data = memory.model_dump(mode="json")
+    row.sessions_seen = [sid for sid in row.sessions_seen if sid not in session_ids]
+    row.updated_at = utcnow()
 
 
 def _discard_in_flight(rt, inv: dict) -> int:

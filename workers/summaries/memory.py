@@ -218,6 +218,32 @@ def update_memory(
     return memory
 
 
+def forget_session(memory: ClientMemory, session_id: str) -> ClientMemory:
+    """The memory as if the session had never happened (it was deleted): its commitments gone,
+    what it closed open again, its themes, progress notes and open threads no longer counted."""
+    memory = memory.model_copy(deep=True)
+    kept = []
+    for commitment in memory.commitments:
+        if commitment.made_in.session_id == session_id:
+            continue
+        if commitment.closed_by and commitment.closed_by.session_id == session_id:
+            commitment.status, commitment.closed_by = "open", None
+        kept.append(commitment)
+    memory.commitments = kept
+    for theme in memory.themes:
+        theme.session_ids = [sid for sid in theme.session_ids if sid != session_id]
+    memory.themes = [t for t in memory.themes if t.session_ids]
+    for goal in memory.goals:
+        goal.progress = [p for p in goal.progress if p.session_id != session_id]
+    memory.session_ids = [sid for sid in memory.session_ids if sid != session_id]
+    if memory.last_session_id == session_id:
+        # The threads it left open were its own; the session before it is the last one now.
+        memory.last_open_threads = []
+        memory.last_session_id = memory.session_ids[-1] if memory.session_ids else None
+        memory.last_session_date = None
+    return memory
+
+
 def memory_for_prompt(memory: ClientMemory | None) -> str:
     """The memory as compact JSON for a summary prompt: what was open, recurring, aimed at."""
     if memory is None or not memory.session_ids:
