@@ -132,15 +132,20 @@ def test_clients_and_consent_commands(hs, smtp_sink):
     assert "No client with email ghost@example.com" in reply(slash(hs, "consent status ghost@example.com"))
 
 
-def test_sessions_note_resend_revoke_delete(hs, zoom_stub, smtp_sink, slack):
-    payload, path = delivered_session(hs, zoom_stub, smtp_sink)
+def delivered_to_slack_coach(hs, zoom_stub, smtp_sink):
+    """A delivered session whose coach works from Slack: (session link path, session)."""
     from models import Coach
+    payload, path = delivered_session(hs, zoom_stub, smtp_sink)
     with hs.db() as db:
         coach = db.exec(select(Coach)).one()
         coach.slack_user_id = COACH_SLACK
         db.add(coach)
         db.commit()
-        session = db.exec(select(CoachingSession)).one()
+        return path, db.exec(select(CoachingSession)).one()
+
+
+def test_sessions_note_resend_revoke_delete(hs, zoom_stub, smtp_sink, slack):
+    path, session = delivered_to_slack_coach(hs, zoom_stub, smtp_sink)
     listing = reply(slash(hs, "sessions"))
     assert session.id in listing and "delivered" in listing
     assert session.id in reply(slash(hs, f"sessions {CLIENT_EMAIL}"))
@@ -251,16 +256,10 @@ def test_dashboard_and_connect_google_give_one_time_sign_in_links(hs):
 
 def test_a_revoked_session_leaves_the_journey_and_gets_no_fresh_link_until_reshared(
         hs, zoom_stub, smtp_sink, slack):
-    from models import Coach, Link
-    from tests.portalhelpers import links_in, path_of
-    payload, path = delivered_session(hs, zoom_stub, smtp_sink)
-    with hs.db() as db:
-        coach = db.exec(select(Coach)).one()
-        coach.slack_user_id = COACH_SLACK
-        db.add(coach)
-        db.commit()
-        session = db.exec(select(CoachingSession)).one()
     import re
+    from models import Link
+    from tests.portalhelpers import links_in, path_of
+    path, session = delivered_to_slack_coach(hs, zoom_stub, smtp_sink)
     journey = re.search(r'href="(/j/[^"]+)"', hs.http.get(path).get_data(as_text=True)).group(1)
     listed = '<ol class="sessions"><li>'
     assert session.topic and listed in hs.http.get(journey).get_data(as_text=True)
