@@ -119,6 +119,10 @@ def test_after_withdrawal_only_the_coachs_note_still_opens(hs, zoom_stub, smtp_s
     with hs.db() as db:
         tomb = db.get(Client, client.id)
         assert tomb.name is None and tomb.email is None and tomb.email_hmac and tomb.withdrawn_at
+    from workers import coaching
+    (row,) = coaching.clients(hs.rt, client.coach_id)
+    assert (row.name, row.email) == ("(erased client)", "")
+    with hs.db() as db:
         (note,) = db.exec(select(PrivateNote)).all()
         assert note.body == "Follow up on the offer." and note.client_withdrawn
         assert not db.exec(select(OutboundMessage).where(OutboundMessage.client_id == client.id)).all()

@@ -67,7 +67,9 @@ def consent_label(db, coach_id: str, client: Client) -> str:
 
 def clients(rt, coach_id: str) -> list[ClientRow]:
     with session_scope(rt.engine) as db:
-        return [ClientRow(c.id, c.name, c.email, consent_label(db, coach_id, c), c.last_session_at)
+        # An erased client is a tombstone: no name or email is left to show.
+        return [ClientRow(c.id, c.name or "(erased client)", c.email or "",
+                          consent_label(db, coach_id, c), c.last_session_at)
                 for c in q.clients_of(db, coach_id)]
 
 
