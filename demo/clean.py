@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 
 from models import queries as q
 from models.db import session_scope
+from workers.anchors import FOLDER
 
 DEMO_DOMAIN = "demo.holdspace.test"
 
@@ -84,6 +85,13 @@ def remove_earlier_run(rt, coach_email: str, coach_id: str) -> dict[str, int]:
             rt.vault.delete(key)
             removed["vault objects"] += 1
         rt.vault.shred_client_key(client_id)
+    rt.vault.shred_client_key(f"coach.{coach_id}")
+    # The audit trail goes with the run (the store held nothing else), so do the anchors of
+    # its head: a new trail starting at event 1 is no truncation of the old one. The demo's
+    # store is a local directory, where a write-once record is a read-only file.
+    backend = rt.vault.backend
+    for key in backend.list(f"notes/{FOLDER}"):
+        backend.delete_all_versions(key)
     with session_scope(rt.engine) as db:
         for table in _tables():
             mine = _demo_row(table, coach_email, coach_id)

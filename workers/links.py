@@ -7,7 +7,6 @@ revoked or expire without the token changing."""
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
