@@ -70,8 +70,7 @@ def bound(engine):
 
 def provider_for(bind_or_session):
     engine = bind_or_session.get_bind() if isinstance(bind_or_session, Session) else bind_or_session
-    engine = getattr(engine, "engine", engine)
-    provider = _providers.get(engine)
+    provider = bound(engine)
     if provider is None:
         raise RuntimeError("no field keys are bound to this database (models.sealing.bind)")
     return provider
@@ -152,6 +151,7 @@ def _open_instance(obj, attrs=None) -> None:
 @event.listens_for(Session, "before_flush")
 def _seal_before_flush(session, _flush_context, _instances) -> None:
     pending = session.info.setdefault("hs_sealed_plaintext", [])
+    provider = None
     for obj in list(session.new) + list(session.dirty):
         columns = _sealed_columns(type(obj))
         if not columns:
@@ -160,7 +160,7 @@ def _seal_before_flush(session, _flush_context, _instances) -> None:
         # A row that changes owner (a session assigned to a client) is sealed again whole.
         reseal_all = obj in session.new or any(
             state.attrs[a].history.has_changes() for a in obj.__sealed_owner_columns__)
-        provider = provider_for(session)
+        provider = provider or provider_for(session)
         for attr, kind, lookup_col in columns:
             value = getattr(obj, attr)
             if value is None or isinstance(value, Sealed):

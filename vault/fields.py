@@ -20,7 +20,6 @@ import binascii
 import hashlib
 import hmac
 import os
-import threading
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -30,10 +29,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault.errors import IntegrityError, ObjectErased
 
 PREFIX = "hsf1:"
-LOOKUP_OBJECT = "service/lookup-key"
-_LOOKUP_PURPOSE = "lookup-key"
-AUDIT_OBJECT = "service/audit-key"
-_AUDIT_PURPOSE = "audit-key"
+# Deployment-wide secrets kept sealed in the vault's storage: (object, purpose). The vault
+# re-seals each of them when the master key rotates.
+LOOKUP_SECRET = ("service/lookup-key", "lookup-key")
+AUDIT_SECRET = ("service/audit-key", "audit-key")
+SERVICE_SECRETS = (LOOKUP_SECRET, AUDIT_SECRET)
 _NONCE = 12
 
 
@@ -75,8 +75,6 @@ class FieldKeys:
     def __init__(self, vault, audit_key: bytes | None = None):
         self._vault = vault
         self._audit = audit_key
-        self._lookup: bytes | None = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "FieldKeys()"
@@ -112,15 +110,9 @@ class FieldKeys:
     def audit_key(self) -> bytes:
         """The key of the audit chain's HMAC: the configured one, else one kept sealed in the
         vault's storage. Never in the database, so whoever can write rows cannot re-chain them."""
-        with self._lock:
-            if self._audit is None:
-                self._audit = self.vault.service_secret(AUDIT_OBJECT, _AUDIT_PURPOSE)
-            return self._audit
+        return self._audit or self.vault.service_secret(*AUDIT_SECRET)
 
     def lookup(self, value: str) -> str:
         """The keyed HMAC (hex) of an already normalised value."""
-        with self._lock:
-            if self._lookup is None:
-                self._lookup = self.vault.service_secret(LOOKUP_OBJECT, _LOOKUP_PURPOSE)
-            key = self._lookup
+        key = self.vault.service_secret(*LOOKUP_SECRET)  # cached by the vault
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()

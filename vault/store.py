@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from vault.backends import ObjectChanged, backend_from_url
 from vault.errors import IntegrityError, ObjectErased, ObjectNotFound, VaultError
+from vault.fields import SERVICE_SECRETS
 from vault.format import (
     DEFAULT_SEGMENT_SIZE, KEY_SIZE, NONCE_PREFIX_SIZE, PROBE_SIZE, Header, SegmentCipher,
     encrypt_object, header_length, parse_header, plaintext_size, segment_ciphertext_length,
@@ -29,8 +30,6 @@ READ_SIZE = 1024 * 1024
 HEADER_CACHE_SIZE = 1024
 _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}\Z")
-# Deployment-wide secrets kept sealed in storage (re-sealed when the master key rotates).
-SERVICE_SECRETS = (("service/lookup-key", "lookup-key"), ("service/audit-key", "audit-key"))
 _OBJECT_KEY = re.compile(r"clients/([^/]+)/objects/(.+)\Z", re.S)
 
 

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 
-from models import audit, sealing, utcnow
+from models import audit, utcnow
 from models.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def anchor_head(rt, reason: str) -> tuple[int, str] | None:
     if head is None:
         return None
     event_id, event_hash = head
-    key = sealing.provider_for(rt.engine).audit_key()
+    key = audit.chain_key(rt.engine)
     record = {"event_id": event_id, "hash": event_hash, "at": utcnow().isoformat(),
               "reason": reason, "mac": _mac(key, event_id, event_hash)}
     name = f"{FOLDER}/{event_id:012d}-{event_hash[:16]}.json"
@@ -41,7 +41,7 @@ def anchor_head(rt, reason: str) -> tuple[int, str] | None:
 
 def anchored(rt) -> list[tuple[int, str]]:
     """Every anchored (id, hash) whose HMAC holds; a forged record is logged and left out."""
-    key = sealing.provider_for(rt.engine).audit_key()
+    key = audit.chain_key(rt.engine)
     found = []
     for raw in rt.vault.read_notes(FOLDER):
         try:

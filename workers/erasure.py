@@ -112,7 +112,7 @@ def run_erasure(receipt_id: str) -> str:
         if shred is not None:
             db.execute(update(Client).where(Client.coach_id == receipt.coach_id,
                                             Client.id == receipt.client_id)
-                       .values(data_key_id=None, name=None, email=None))
+                       .values(data_key_id=None))  # name and email went with _tombstone
         final = {
             **{k: v for k, v in receipt.body.items() if k != "inventory"},
             "status": "completed", "completed_at": utcnow().isoformat(),

@@ -8,8 +8,8 @@ client's consent, and raises `Fenced` when either says no, so the transaction co
 
 Work done outside a transaction (streaming a recording into the vault) is checked twice: before
 it starts, and again when its result is committed; a result that lost the race is deleted by
-the writer itself. The client's vault key is created here and nowhere else: when the client is added (their
-name and email are sealed under it), and never for a client being erased.
+the writer itself. The client's vault key is created here and nowhere else: when the client
+is added (their name and email are sealed under it), and never for a client being erased.
 """
 
 from __future__ import annotations
