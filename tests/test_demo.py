@@ -60,7 +60,13 @@ def mails_to(env, address: str) -> list:
     if not (box / "new").is_dir():
         return []
     found = []
-    for _, msg in mailbox.Maildir(box, create=False).items():
+    # Maildir iterates in hash order; its keys start with the delivery time (seconds, then
+    # microseconds), so sorting on them lists mails in the order they were written.
+    def written(item):
+        stamp, micro = item[0].split(".")[:2]
+        return int(stamp), int(micro.lstrip("M").split("P")[0] or 0)
+
+    for _, msg in sorted(mailbox.Maildir(box, create=False).items(), key=written):
         parsed = message_from_bytes(msg.as_bytes(), policy=default_policy)
         if address in str(parsed["To"]):
             found.append(parsed)
@@ -68,11 +74,12 @@ def mails_to(env, address: str) -> list:
 
 
 def wait_for_mail(env, address: str, more_than: int, timeout: float = 30):
+    """The mails to `address` written after the first `more_than`, once there is one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         mails = mails_to(env, address)
         if len(mails) > more_than:
-            return mails
+            return mails[more_than:]
         time.sleep(0.2)
     raise AssertionError(f"no new email to {address} within {timeout}s")
 
