@@ -1,22 +1,25 @@
-"""Transcript search latency on SQLite and on Postgres, over synthetic one-hour transcripts.
+"""Transcript search latency on SQLite and on Postgres, over synthetic one-hour transcripts:
+the blind index over sealed passages (models/search.py) against the FTS5/tsvector index over
+plaintext that it replaced (bench/fts_baseline.py), in the same run.
 
 Builds the corpus (bench/synth_transcripts.py; 10,000 transcripts of ~120 passages over 20
-coaches by default) into a SQLite file and into a throwaway PostgreSQL, through the real
-migrations, runs the upkeep a deployment runs (ANALYZE; VACUUM ANALYZE on Postgres), checks
-every planted needle and that no hit crosses coaches, then times a query mix for every coach,
-each query in its own database session as a web request would make it, and prints p50/p95/max
-per database and per kind of query. The goal is a p95 under 50 ms for the mix.
+coaches by default) twice into a SQLite file and twice into a throwaway PostgreSQL: sealed and
+blind-indexed through the real migrations and field keys (a file vault), and in plaintext at
+revision 0008 for the baseline. Runs the upkeep a deployment runs (ANALYZE; VACUUM ANALYZE on
+Postgres), checks every planted needle and that no hit crosses coaches, then times a query mix
+for every coach, each query in its own database session as a web request would make it, and
+prints p50/p95/max per database, index and kind of query, and blind÷baseline ratios. The goal
+is a p95 under 50 ms for the mix.
 
 Two kinds are timed but kept out of the mix's figures: searches narrowed to one client, and
 the worst case for an index of stems, the first three or four letters of the commonest words
 ("lik", "kno"), which a search-as-you-type box sends on the way to a word.
 
     .venv/bin/python bench/search.py [--transcripts 10000] [--coaches 20] [--database both]
-                                     [--rounds 2] [--reuse DIR] [--proposed-index]
+                                     [--rounds 2] [--reuse DIR] [--no-baseline]
 
---reuse DIR keeps the SQLite file and the Postgres cluster in DIR and uses them again on the
-next run with the same corpus settings, so that only the queries run. --proposed-index times
-Postgres a second time with a GIN index over (coach_id, tsv) in place of the one over tsv.
+--reuse DIR keeps the SQLite files, the vault and the Postgres cluster in DIR and uses them
+again on the next run with the same corpus settings, so that only the queries run.
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from bench.fts_baseline import fts_search  # noqa: E402
 from bench.synth_transcripts import Corpus, generate  # noqa: E402
-from models.db import make_engine, migrate  # noqa: E402
+from models import sealing  # noqa: E402
+from models.db import MIGRATIONS, make_engine, migrate  # noqa: E402
 from models.search import STOP_WORDS, search_passages  # noqa: E402
 from tests.services import PostgresServer  # noqa: E402
+from vault import LocalMasterKey, open_vault  # noqa: E402
+from vault.fields import FieldKeys  # noqa: E402
 
 MIX = ("common", "rare", "two_words", "prefix", "needle", "nothing")
 ASIDE = ("client", "head_start")
@@ -47,12 +56,8 @@ PER_KIND = 5
 NOTHING = ("snarfblat", "quokkaphone", "glimmerwyrd", "brzzkt", "plonqueth")
 HEAD_STARTS = ("lik", "kno", "rea", "thin", "som", "peo", "act", "yea", "goin", "wor")
 
-PROPOSED_INDEX = (
-    "CREATE EXTENSION IF NOT EXISTS btree_gin",
-    "CREATE INDEX ix_transcriptpassage_coach_tsv ON transcriptpassage USING gin (coach_id, tsv)",
-    "DROP INDEX ix_transcriptpassage_tsv",
-    "ANALYZE transcriptpassage",
-)
+BASELINE_REVISION = "0008"  # the last schema with an FTS5/tsvector index over plaintext
+SEARCHERS = {"blind": search_passages, "fts": fts_search}
 
 
 class KeptPostgres(PostgresServer):
@@ -101,25 +106,25 @@ def query_mix(corpus: Corpus, coach_id: str, rng: random.Random) -> list[tuple[s
     return mix
 
 
-def check(engine, corpus: Corpus) -> list[str]:
+def check(engine, corpus: Corpus, search) -> list[str]:
     """Exact results for every needle, from its own coach and from another one."""
     failures = []
     coaches = corpus.coach_ids
     with Session(engine) as db:
         for needle in corpus.needles:
-            hits = search_passages(db, needle.coach_id, needle.query)
+            hits = search(db, needle.coach_id, needle.query)
             got = {(h.session_id, h.client_id, h.start) for h in hits}
             if got != set(needle.hits):
                 failures.append(f"needle {needle.query!r} ({needle.kind}): got {sorted(got)}, "
                                 f"expected {sorted(needle.hits)}")
             if needle.kind == "unique":
                 other = coaches[(coaches.index(needle.coach_id) + 1) % len(coaches)]
-                if other != needle.coach_id and search_passages(db, other, needle.query):
+                if other != needle.coach_id and search(db, other, needle.query):
                     failures.append(f"coach {other} sees coach {needle.coach_id}'s needle {needle.query!r}")
     return failures
 
 
-def time_queries(engine, corpus: Corpus, rounds: int) -> tuple[dict[str, list[float]], list[str]]:
+def time_queries(engine, corpus: Corpus, rounds: int, search) -> tuple[dict[str, list[float]], list[str]]:
     rng = random.Random(11)
     mixes = {cid: query_mix(corpus, cid, rng) for cid in corpus.coach_ids}
     sessions = {cid: set(ids) for cid, ids in corpus.session_ids_by_coach.items()}
@@ -130,7 +135,7 @@ def time_queries(engine, corpus: Corpus, rounds: int) -> tuple[dict[str, list[fl
             for kind, query, client in mix:
                 began = time.perf_counter()
                 with Session(engine) as db:
-                    hits = search_passages(db, cid, query, client_id=client)
+                    hits = search(db, cid, query, client_id=client)
                 elapsed = time.perf_counter() - began
                 if round_:
                     timings[kind].append(elapsed)
@@ -185,69 +190,92 @@ def upkeep(engine) -> None:
             raw.close()
 
 
-def build(name: str, url: str, args, saved: Path | None) -> tuple[Corpus, float, bool]:
+def engine_for(url: str, index: str, vault_dir: Path):
+    """The blind index's engine has field keys bound (a file vault kept with the databases)."""
+    engine = make_engine(url)
+    if index == "blind":
+        vault = open_vault(f"file://{vault_dir}", master_key=LocalMasterKey(b"bench-search-key".ljust(32, b".")))
+        sealing.bind(engine, FieldKeys(vault))
+    return engine
+
+
+def migrate_for(engine, index: str) -> None:
+    if index == "blind":
+        migrate(engine)
+        return
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, BASELINE_REVISION)
+
+
+def build(name: str, url: str, index: str, args, saved: Path | None, vault_dir: Path) -> tuple[Corpus, float, bool]:
     """The corpus in the database at `url`: built now, or the one saved there earlier."""
     if reusable(saved, args):
         data = json.loads(saved.read_text())
         return Corpus.from_json(data["corpus"]), data["build_seconds"], True
-    engine = make_engine(url)
+    engine = engine_for(url, index, vault_dir)
     began = time.perf_counter()
-    migrate(engine)
+    migrate_for(engine, index)
 
     def progress(done, total):
         if done % 2000 == 0 or done == total:
-            print(f"  {name}: {done}/{total} transcripts written, {time.perf_counter() - began:.0f} s",
-                  flush=True)
+            print(f"  {name} ({index}): {done}/{total} transcripts written, "
+                  f"{time.perf_counter() - began:.0f} s", flush=True)
 
-    corpus = generate(engine, transcripts=args.transcripts, coaches=args.coaches, progress=progress)
+    corpus = generate(engine, transcripts=args.transcripts, coaches=args.coaches, progress=progress,
+                      plaintext=index == "fts")
     written = time.perf_counter() - began
     upkeep(engine)
     engine.dispose()
     seconds = time.perf_counter() - began
-    print(f"  {name}: written in {written:.1f} s, upkeep {seconds - written:.1f} s", flush=True)
+    print(f"  {name} ({index}): written in {written:.1f} s, upkeep {seconds - written:.1f} s", flush=True)
     if saved:
         saved.write_text(json.dumps({"settings": settings(args), "build_seconds": seconds,
                                      "corpus": corpus.to_json()}))
     return corpus, seconds, False
 
 
-def report(name: str, engine, corpus: Corpus, args) -> int:
-    failures = check(engine, corpus)
-    timings, more = time_queries(engine, corpus, args.rounds)
+def report(label: str, engine, corpus: Corpus, args, search) -> tuple[int, dict[str, list[float]]]:
+    failures = check(engine, corpus, search)
+    timings, more = time_queries(engine, corpus, args.rounds, search)
     failures += more
     print(f"  checks: {len(corpus.needles)} needles found exactly, no hit from another coach: "
           f"{'ok' if not failures else f'{len(failures)} FAILED'}")
     for failure in failures[:20]:
         print(f"    {failure}")
-    mix = [v for kind in MIX for v in timings[kind]]
-    print(line("mix", mix))
+    timings["mix"] = [v for kind in MIX for v in timings[kind]]
+    print(line("mix", timings["mix"]))
     for kind in MIX:
         print(line(kind, timings[kind]))
     print("  kept out of the mix:")
     for kind in ASIDE:
         print(line(kind, timings[kind]))
-    print(f"  {name}: p95 of the mix {'meets' if pct(mix, 95) < 0.050 else 'MISSES'} the 50 ms goal",
-          flush=True)
-    return 1 if failures else 0
+    print(f"  {label}: p95 of the mix {'meets' if pct(timings['mix'], 95) < 0.050 else 'MISSES'} "
+          f"the 50 ms goal", flush=True)
+    return (1 if failures else 0), timings
 
 
-def run_one(name: str, url: str, args, saved: Path | None, size) -> int:
-    corpus, build_seconds, reused = build(name, url, args, saved)
-    print(f"{name}: {corpus.transcripts:,} transcripts, {len(corpus.coach_ids)} coaches, "
-          f"{corpus.passages:,} passages, {corpus.words / 1e6:.1f}M words, {size() / 1e9:.2f} GB on disk; "
-          f"{'reused, built in' if reused else 'built in'} {build_seconds:.1f} s")
-    engine = make_engine(url)
-    status = report(name, engine, corpus, args)
-    if name == "postgres" and args.proposed_index:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if conn.exec_driver_sql("SELECT to_regclass('ix_transcriptpassage_tsv')").scalar():
-                began = time.perf_counter()
-                for statement in PROPOSED_INDEX:
-                    conn.exec_driver_sql(statement)
-                print(f"{name} with a GIN index over (coach_id, tsv) instead of tsv "
-                      f"(built in {time.perf_counter() - began:.1f} s):")
-        status |= report(f"{name}, proposed index", engine, corpus, args)
-    engine.dispose()
+def run_one(name: str, url_of, args, folder: Path, size_of) -> int:
+    status, figures = 0, {}
+    for index in ("blind",) + (() if args.no_baseline else ("fts",)):
+        saved = folder / f"{name}-{index}.json" if args.reuse else None
+        url = url_of(index, reusable(saved, args))
+        corpus, build_seconds, reused = build(name, url, index, args, saved, folder / "vault")
+        print(f"{name}, {'blind index over sealed passages' if index == 'blind' else 'FTS baseline over plaintext'}: "
+              f"{corpus.transcripts:,} transcripts, {len(corpus.coach_ids)} coaches, "
+              f"{corpus.passages:,} passages, {corpus.words / 1e6:.1f}M words, {size_of(index) / 1e9:.2f} GB on disk; "
+              f"{'reused, built in' if reused else 'built in'} {build_seconds:.1f} s")
+        engine = engine_for(url, index, folder / "vault")
+        failed, figures[index] = report(f"{name} {index}", engine, corpus, args, SEARCHERS[index])
+        status |= failed
+        engine.dispose()
+    if "fts" in figures:
+        print(f"{name}: blind index ÷ FTS baseline, same run:")
+        for kind in ("mix",) + MIX + ASIDE:
+            blind, fts = figures["blind"][kind], figures["fts"][kind]
+            print(f"  {kind:<11} p50 {pct(blind, 50) / pct(fts, 50):5.2f}×   p95 {pct(blind, 95) / pct(fts, 95):5.2f}×")
     return status
 
 
@@ -258,8 +286,7 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds of the query mix")
     parser.add_argument("--reuse", type=Path, help="keep the databases in this folder and reuse them")
-    parser.add_argument("--proposed-index", action="store_true",
-                        help="also time Postgres with a GIN index over (coach_id, tsv)")
+    parser.add_argument("--no-baseline", action="store_true", help="time the blind index only")
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -269,30 +296,27 @@ def main() -> int:
     status = 0
     try:
         if args.database in ("sqlite", "both"):
-            saved = folder / "sqlite.json" if args.reuse else None
-            if not reusable(saved, args):
-                for leftover in folder.glob("search.db*"):
-                    leftover.unlink()
-            status |= run_one("sqlite", f"sqlite:///{folder / 'search.db'}", args, saved,
-                              lambda: sum(p.stat().st_size for p in folder.glob("search.db*")))
+            def sqlite_url(index, reused):
+                path = folder / f"search-{index}.db"
+                if not reused:
+                    for leftover in folder.glob(f"{path.name}*"):
+                        leftover.unlink()
+                return f"sqlite:///{path}"
+            status |= run_one("sqlite", sqlite_url, args, folder,
+                              lambda index: sum(p.stat().st_size for p in folder.glob(f"search-{index}.db*")))
         if args.database in ("postgres", "both"):
-            # A cluster changed by --proposed-index no longer has the migrations' schema: it
-            # is built afresh and not kept for reuse.
-            saved = folder / "postgres.json" if args.reuse and not args.proposed_index else None
-            fresh = not reusable(saved, args)
-            if args.reuse and fresh:
-                shutil.rmtree(folder / "pg", ignore_errors=True)
-                (folder / "postgres.json").unlink(missing_ok=True)
             server = KeptPostgres(folder / "pg") if args.reuse else PostgresServer()
             server.start()
             try:
-                url = server.create_database("search") if fresh else server.url("search")
+                def postgres_url(index, reused):
+                    name = f"search_{index}"
+                    return server.url(name) if reused else server.create_database(name)
 
-                def size():
+                def size(index):
                     import psycopg
-                    with psycopg.connect(url.replace("+psycopg", "")) as conn:
-                        return conn.execute("SELECT pg_database_size('search')").fetchone()[0]
-                status |= run_one("postgres", url, args, saved, size)
+                    with psycopg.connect(server.url("postgres").replace("+psycopg", "")) as conn:
+                        return conn.execute(f"SELECT pg_database_size('search_{index}')").fetchone()[0]
+                status |= run_one("postgres", postgres_url, args, folder, size)
             finally:
                 server.close()
     finally:

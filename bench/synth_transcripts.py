@@ -3,7 +3,13 @@ tests and `bench/search.py`. Deterministic for a seed, with needle phrases plant
 (coach, session, passage) places so that search results can be checked exactly.
 
     from bench.synth_transcripts import generate
-    corpus = generate(engine, transcripts=40, coaches=4)      # a migrated engine
+    corpus = generate(engine, transcripts=40, coaches=4)      # migrated, field keys bound
+
+Passages are written as the pipeline leaves them: sealed under their client's key, with the
+client's blind index (models/search.py), so the engine needs field keys bound to it
+(models.sealing.bind). With `plaintext=True` they are written in the clear instead, for a
+database migrated only as far as revision 0008, whose FTS5/tsvector index is the baseline
+bench/search.py compares against.
 
 Words follow a Zipf-like law over spoken filler, coaching talk and a long tail of rare made-up
 words (names, jargon), so there are words in nearly every passage and words in a handful.
@@ -18,16 +24,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Engine
 
-from models.tables import Client, Coach, CoachingSession, TranscriptPassage
+from models import sealing, search
+from models.tables import Client, Coach, CoachingSession, passage_row
 
 PASSAGE_SECONDS = (27.0, 33.0)      # ~120 passages to the hour, as workers.transcripts.passages
 SESSION_SECONDS = 3600.0
 WORDS_PER_PASSAGE = (60, 90)
 CLIENTS_PER_COACH = 25
 BATCH_ROWS = 20_000
+# Straight to the table: the rows hold ciphertext already (or, for the baseline, no sealed type).
+_INSERT = ('INSERT INTO transcriptpassage (id, coach_id, client_id, session_id, start, "end", text) '
+           "VALUES (:id, :coach_id, :client_id, :session_id, :start, :end, :text)")
 
 # Spoken filler and function words, roughly most frequent first.
 _FILLER = """
@@ -179,10 +189,12 @@ def _sentences(rng: random.Random, words: list[str]) -> str:
 
 
 def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int = 7,
-             vocabulary_size: int = 20_000, unique_needles: int = 3, progress=None) -> Corpus:
+             vocabulary_size: int = 20_000, unique_needles: int = 3, progress=None,
+             plaintext: bool = False) -> Corpus:
     """Write `transcripts` one-hour sessions (spread evenly over `coaches`) into a migrated
     database and return what was written, with the planted needles."""
     began = time.perf_counter()
+    keys = None if plaintext else sealing.provider_for(engine)
     rng = random.Random(seed)
     vocab = build_vocabulary(vocabulary_size)
     cum = zipf_cum_weights(len(vocab))
@@ -198,7 +210,8 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
     clients = {cid: [_hex(rng) for _ in range(CLIENTS_PER_COACH)] for cid in coach_ids}
     # Names, emails and topics are sealed columns; a search corpus needs none of them.
     client_rows = [{"id": kid, "coach_id": cid, "email": None, "email_hmac": f"synth-{kid}",
-                    "name": None, "last_session_at": None, "data_key_id": None,
+                    "name": None, "last_session_at": None,
+                    "data_key_id": keys.new_client_key(kid) if keys else None,
                     "withdrawn_at": None, "created_at": now - timedelta(days=1100)}
                    for i, cid in enumerate(coach_ids) for j, kid in enumerate(clients[cid])]
 
@@ -256,12 +269,15 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
 
     starts: dict[tuple[int, int], float] = {}
     passages = words = 0
-    table = TranscriptPassage.__table__
     postgres = engine.dialect.name == "postgresql"
+    indexes: dict[tuple[str, str], search.ClientIndex] = {}
+    with engine.connect() as conn:
+        first_id = conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM transcriptpassage")).scalar()
 
     def rows():
         nonlocal words
         lo, hi = WORDS_PER_PASSAGE
+        pid = first_id
         for si, (sid, cid, kid, _) in enumerate(sessions):
             t, pi = round(rng.uniform(0.0, 4.0), 2), 0
             while t < SESSION_SECONDS:
@@ -272,11 +288,17 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
                 if (si, pi) in plants:
                     starts[(si, pi)] = t
                 words += len(ws)
-                yield cid, kid, sid, t, round(t + length, 2), _sentences(rng, ws)
-                t, pi = round(t + length, 2), pi + 1
+                body = _sentences(rng, ws)
+                if keys:
+                    indexes.setdefault((cid, kid), search.ClientIndex()).add(pid, body)
+                    body = keys.seal(kid, body.encode(), sealing.associated_data(
+                        "transcriptpassage", "text", passage_row(sid, t), kid, kid))
+                yield pid, cid, kid, sid, t, round(t + length, 2), body
+                t, pi, pid = round(t + length, 2), pi + 1, pid + 1
             if progress and si % 500 == 499:
                 progress(si + 1, len(sessions))
 
+    names = ("id", "coach_id", "client_id", "session_id", "start", "end", "text")
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
         if not postgres:
@@ -289,27 +311,30 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
             conn.execute(insert(CoachingSession.__table__), session_rows)
             if postgres:
                 conn.commit()
-                cols = 'coach_id, client_id, session_id, start, "end", text'
+                cols = ", ".join(f'"{n}"' for n in names)
                 with raw.cursor() as cur, cur.copy(f"COPY transcriptpassage ({cols}) FROM STDIN") as copy:
                     for row in rows():
                         copy.write_row(row)
                         passages += 1
                 raw.commit()
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('transcriptpassage', 'id'), "
+                                  "(SELECT max(id) FROM transcriptpassage))"))
             else:
-                names = ("coach_id", "client_id", "session_id", "start", "end", "text")
                 batch = []
                 for row in rows():
                     batch.append(dict(zip(names, row)))
                     if len(batch) >= BATCH_ROWS:
-                        conn.execute(insert(table), batch)
+                        conn.exec_driver_sql(_INSERT, batch)
                         passages += len(batch)
                         batch = []
                         if passages % (10 * BATCH_ROWS) == 0:
                             conn.commit()
                 if batch:
-                    conn.execute(insert(table), batch)
+                    conn.exec_driver_sql(_INSERT, batch)
                     passages += len(batch)
-                conn.commit()
+            for (cid, kid), index in indexes.items():
+                search.write_index(conn, keys, cid, kid, index)
+            conn.commit()
         finally:
             if not postgres:
                 raw.execute("PRAGMA synchronous=NORMAL")

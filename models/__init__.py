@@ -4,7 +4,7 @@ Imports none of the other packages: webhooks, workers, portal and bot build on t
 
 from models.tables import (  # noqa: F401
     Asset, AuditEvent, Client, ClientMemory, Coach, CoachInsight, CoachingSession, Consent,
-    DeletionReceipt, GoogleConnection, InboxEvent, TranscriptPassage,
+    DeletionReceipt, GoogleConnection, InboxEvent, SearchTerm, SearchVocabulary, TranscriptPassage,
     Link, MeetingMapping, OutboundMessage, PrivateNote, SessionState, Summary, Transcript,
     CONSENT_SCOPES, MEDIA_POLICIES, new_id, utcnow,
 )

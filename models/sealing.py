@@ -69,8 +69,15 @@ def bound(engine):
 
 
 def provider_for(bind_or_session):
-    engine = bind_or_session.get_bind() if isinstance(bind_or_session, Session) else bind_or_session
-    provider = bound(engine)
+    if isinstance(bind_or_session, Session):
+        # Asked once per row loaded: kept on the session rather than looked up each time.
+        provider = bind_or_session.info.get("hs_field_keys")
+        if provider is None:
+            provider = bound(bind_or_session.get_bind())
+            if provider is not None:
+                bind_or_session.info["hs_field_keys"] = provider
+    else:
+        provider = bound(bind_or_session)
     if provider is None:
         raise RuntimeError("no field keys are bound to this database (models.sealing.bind)")
     return provider
@@ -108,7 +115,9 @@ def associated_data(table: str, attr: str, row_id, owner: str, client_id: str | 
 
 
 def _aad(obj, attr: str, owner: str) -> bytes:
-    row_id = inspect(type(obj)).primary_key_from_instance(obj)[0]
+    # A row whose id the database assigns on insert names itself (`__sealed_row__`).
+    row_of = getattr(obj, "__sealed_row__", None)
+    row_id = row_of() if row_of else inspect(type(obj)).primary_key_from_instance(obj)[0]
     return associated_data(obj.__table__.name, attr, row_id, owner, getattr(obj, "client_id", None))
 
 

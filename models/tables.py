@@ -9,7 +9,7 @@ import enum
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
@@ -242,16 +242,50 @@ class ClientMemory(ClientOwned, SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class TranscriptPassage(SQLModel, table=True):
-    """About half a minute of a transcript: the unit of full-text search (FTS5 on SQLite,
-    a tsvector on Postgres; see migration 0002)."""
+def passage_row(session_id: str, start: float) -> str:
+    """What a passage's sealed text is bound to: its session and its start (a passage's id is
+    only known once it is inserted, after the text is sealed)."""
+    return f"{session_id}@{float(start)!r}"
+
+
+@register
+class TranscriptPassage(ClientOwned, SQLModel, table=True):
+    """About half a minute of a transcript, sealed under the client's key: the unit of search,
+    found through the blind index (SearchTerm, models/search.py)."""
     id: int | None = Field(default=None, primary_key=True)
     coach_id: str = Field(foreign_key="coach.id", index=True)
     client_id: str = Field(foreign_key="client.id", index=True)
     session_id: str = Field(foreign_key="coachingsession.id", index=True)
     start: float
     end: float
-    text: str = Field(sa_column=Column(Text))
+    text: str = Field(sa_column=sealed_text())
+
+    def __sealed_row__(self) -> str:
+        return passage_row(self.session_id, self.start)
+
+
+class SearchTerm(SQLModel, table=True):
+    """One word's postings in one client's passages, under a blind name: the keyed HMAC of the
+    word's stem under that client's search key, so the row says nothing of the word to anyone
+    without the key. `postings` packs passage ids and counts (models/search.py)."""
+    term: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    client_id: str = Field(foreign_key="client.id", primary_key=True, index=True)
+    coach_id: str = Field(foreign_key="coach.id")
+    postings: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+@register
+class SearchVocabulary(ClientOwned, SQLModel, table=True):
+    """A client's distinct transcript words that share a start (their first three letters),
+    sorted and sealed, under the blind name of that start: what a search for the start of a
+    word opens to learn which words it begins (no blind name can be matched by prefix)."""
+    client_id: str = Field(foreign_key="client.id", primary_key=True)
+    bucket: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    coach_id: str = Field(foreign_key="coach.id", index=True)
+    words: str = Field(sa_column=sealed_text(nullable=False))
+
+    def __sealed_row__(self) -> str:
+        return f"{self.client_id}/{self.bucket}"
 
 
 @register

@@ -10,6 +10,10 @@ The owner is whose key seals the field: a client id, or `coach.<id>` for a coach
 service are made on first use; a client's key never is here, since whether a client may have
 a key at all is decided by its caller (holdspace's erasure fence).
 
+`blind()` names search terms for one owner: a keyed HMAC under HKDF(owner key, "search"), cut
+to a signed 64-bit integer, so a blind index row can be found by a word without holding it and
+turns unlinkable to any word once the key is shredded.
+
 `lookup()` is a keyed HMAC of a value (an email address) under a deployment-wide secret kept
 sealed in the vault's storage, so a row can be found by that value without storing it."""
 
@@ -111,6 +115,15 @@ class FieldKeys:
         """The key of the audit chain's HMAC: the configured one, else one kept sealed in the
         vault's storage. Never in the database, so whoever can write rows cannot re-chain them."""
         return self._audit or self.vault.service_secret(*AUDIT_SECRET)
+
+    def blind(self, owner: str, values) -> dict[str, int] | None:
+        """Each value's blind name under the owner's search key; None once the key is shredded."""
+        try:
+            key = self.key(owner, "search")
+        except ObjectErased:
+            return None
+        return {v: int.from_bytes(hmac.new(key, v.encode(), hashlib.sha256).digest()[:8], "big",
+                                  signed=True) for v in values}
 
     def lookup(self, value: str) -> str:
         """The keyed HMAC (hex) of an already normalised value."""

@@ -19,6 +19,7 @@ from models import (Asset, Client, ClientMemory, CoachInsight, CoachingSession, 
                     InboxEvent, Link, MeetingMapping, OutboundMessage, PrivateNote, Summary,
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
+from models import search
 from models.db import session_scope
 from workers import anchors, fence, links, notify, receipts, retries
 from workers.runtime import current
@@ -201,6 +202,11 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
     db.execute(delete(Asset).where(Asset.coach_id == coach_id, Asset.object_key.in_(keys)))
     if receipt.scope == "media":
         return {}
+    if receipt.scope == "client":
+        search.forget_client(db, coach_id, client_id)
+    else:
+        search.forget_passages(db, coach_id, client_id, db.exec(select(TranscriptPassage).where(
+            TranscriptPassage.coach_id == coach_id, TranscriptPassage.session_id.in_(sids))).all())
     for model in (TranscriptPassage, Transcript, Summary, CoachInsight):
         db.execute(delete(model).where(model.coach_id == coach_id, model.session_id.in_(sids)))
     # Coach-written notes stay with the coach, detached from the deleted sessions.

@@ -16,6 +16,7 @@ from sqlmodel import select
 from models import (Asset, ClientMemory, CoachInsight, CoachingSession, SessionState, Summary,
                     Transcript, TranscriptPassage, audit, utcnow)
 from models import queries as q
+from models import search
 from models.db import session_scope
 from vault.errors import ObjectErased
 from workers import fence, retries, sessions
@@ -296,9 +297,12 @@ def _commit_transcript(rt, job: _TranscriptionJob, rows, stored, engine: str, la
         db.add(Transcript(coach_id=session.coach_id, client_id=session.client_id,
                           session_id=session.id, engine=engine,
                           language=language, segments=rows, text=" ".join(r["text"] for r in rows)))
-        for start, end, text_ in passages(rows):
-            db.add(TranscriptPassage(coach_id=session.coach_id, client_id=session.client_id,
-                                     session_id=session.id, start=start, end=end, text=text_))
+        found = [TranscriptPassage(coach_id=session.coach_id, client_id=session.client_id,
+                                   session_id=session.id, start=start, end=end, text=text_)
+                 for start, end, text_ in passages(rows)]
+        db.add_all(found)
+        db.flush()  # the passages' ids, which the index lists
+        search.index_passages(db, found)
         if q.asset_for_file(db, session.coach_id, session.id, VTT_FILE_ID) is None:
             db.add(Asset(coach_id=session.coach_id, client_id=session.client_id, session_id=session.id,
                          kind="transcript_vtt", platform_file_id=VTT_FILE_ID, object_key=stored.key,
