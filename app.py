@@ -316,6 +316,23 @@ def register_cli(app: Flask) -> None:
                        f"({report.checked} events before it are intact)", err=True)
             sys.exit(1)
 
+    @app.cli.command("outbox")
+    @click.option("--to", "to", default=None, help="Only the mails to this address.")
+    @click.option("--mbox", is_flag=True, help="Print them whole, as an mbox file, not listed.")
+    def outbox(to, mbox):
+        """The mails in the embedded Maildir (kept sealed there), opened; oldest first."""
+        from email.generator import BytesGenerator
+        mails = [m for m in _rt().mailer.kept()
+                 if to is None or to.strip().lower() in str(m.get("To", "")).lower()]
+        for mail in mails:
+            if mbox:
+                sys.stdout.buffer.write(b"From holdspace\n")
+                BytesGenerator(sys.stdout.buffer, mangle_from_=True).flatten(mail)
+                sys.stdout.buffer.write(b"\n")
+            else:
+                click.echo(f"{mail['Date']}  to {mail['To']}  {mail['Subject']}")
+        sys.stdout.flush()
+
     @app.cli.command("demo")
     @click.option("--serve", is_flag=True, help="Keep serving the app afterwards, so the client link opens.")
     def demo(serve):

@@ -9,7 +9,6 @@ trail without breaking it."""
 from __future__ import annotations
 
 import dataclasses
-import mailbox
 from email.utils import getaddresses
 
 from sqlalchemy import func, or_, select, true
@@ -81,6 +80,8 @@ def remove_earlier_run(rt, coach_email: str, coach_id: str) -> dict[str, int]:
     with session_scope(rt.engine) as db:
         client_ids = [c.id for c in q.clients_of(db, coach_id)]
     for client_id in client_ids:
+        if not rt.settings.smtp_url:
+            removed["emails"] += rt.mailer.forget_about(client_id)
         for key in rt.vault.list_client_objects(client_id):
             rt.vault.delete(key)
             removed["vault objects"] += 1
@@ -98,7 +99,7 @@ def remove_earlier_run(rt, coach_email: str, coach_id: str) -> dict[str, int]:
             if mine is not None:
                 db.execute(table.delete().where(mine))
     if not rt.settings.smtp_url:
-        removed["emails"] = _remove_demo_mail(rt.mailer.maildir)
+        removed["emails"] += rt.mailer.forget_where(_to_demo_domain)
     if not rt.settings.redis_url:
         # The embedded Redis serves this store alone: jobs left queued by an interrupted run
         # name rows that are gone now.
@@ -110,14 +111,6 @@ def remove_earlier_run(rt, coach_email: str, coach_id: str) -> dict[str, int]:
     return removed
 
 
-def _remove_demo_mail(maildir) -> int:
-    if not (maildir / "new").is_dir():
-        return 0
-    box = mailbox.Maildir(maildir, create=False)
-    removed = 0
-    for key, msg in list(box.items()):
-        recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
-        if recipients and all(addr.lower().endswith("@" + DEMO_DOMAIN) for addr in recipients):
-            box.remove(key)
-            removed += 1
-    return removed
+def _to_demo_domain(msg) -> bool:
+    recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
+    return bool(recipients) and all(addr.lower().endswith("@" + DEMO_DOMAIN) for addr in recipients)

@@ -92,7 +92,8 @@ def run_demo(base_rt, create_app, serve: bool = False) -> int:
         say()
         say(f"Zoom's file host served {len(files)} download(s) in all: the refused recording was never fetched.")
         outbox = None if settings.smtp_url else rt.mailer.maildir
-        where = f"written to the Maildir {outbox}" if outbox else "sent by SMTP"
+        where = (f"written, sealed, to the Maildir {outbox} (read them with `flask --app app outbox`)"
+                 if outbox else "sent by SMTP")
         say(f"Emails (the client's and the coach's) were {where}.")
         from models.audit import verify
         from workers.anchors import anchor_head, anchored

@@ -1,15 +1,27 @@
 """Outgoing mail: SMTP when `SMTP_URL` is set (smtp://, STARTTLS with ?starttls=1, or
-smtps://), else a Maildir under var/outbox that a developer can read."""
+smtps://), else a Maildir under var/outbox that a developer can read.
+
+The Maildir is a transport, not an archive, and a mail carries live links: given `seal` and
+`unseal` (callables from the caller's keys), each mail is kept there only sealed, inside a
+wrapper that names whose key sealed it (`X-Holdspace-Sealed`) and, for a mail about a client,
+that client's id (`X-Holdspace-Client`), so `forget_about` can remove it when the client is
+erased. `kept()` opens what still opens, for a developer (`flask --app app outbox`)."""
 
 from __future__ import annotations
 
 import mailbox
 import smtplib
 import ssl
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+
+SEALED_HEADER = "X-Holdspace-Sealed"
+ABOUT_HEADER = "X-Holdspace-Client"
 
 
 class MailError(Exception):
@@ -17,11 +29,14 @@ class MailError(Exception):
 
 
 class Mailer:
-    def __init__(self, smtp_url: str | None, *, maildir: Path, sender: str, timeout: float = 20):
+    def __init__(self, smtp_url: str | None, *, maildir: Path, sender: str, timeout: float = 20,
+                 seal=None, unseal=None):
         self.smtp_url = smtp_url
         self.maildir = Path(maildir)
         self.sender = sender
         self.timeout = timeout
+        # seal(data, about) -> (owner, token); unseal(owner, token) -> bytes or None
+        self._seal, self._unseal = seal, unseal
 
     def build(self, to: str, subject: str, text: str, html: str | None = None,
               headers: dict[str, str] | None = None,
@@ -44,13 +59,12 @@ class Mailer:
 
     def send(self, to: str, subject: str, text: str, html: str | None = None,
              headers: dict[str, str] | None = None,
-             attachments: list[tuple[str, bytes, str]] = ()) -> str:
-        """Send one message (files attached as (name, bytes, content type)); its Message-ID."""
+             attachments: list[tuple[str, bytes, str]] = (), about: str | None = None) -> str:
+        """Send one message (files attached as (name, bytes, content type)); its Message-ID.
+        `about`: the id of the client the mail is about, if any."""
         msg = self.build(to, subject, text, html, headers, attachments)
         if not self.smtp_url:
-            for sub in ("tmp", "new", "cur"):
-                (self.maildir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-            mailbox.Maildir(self.maildir, create=False).add(msg)
+            self._keep(msg, about)
             return msg["Message-ID"]
         url = urlparse(self.smtp_url)
         query = parse_qs(url.query)
@@ -70,3 +84,71 @@ class Mailer:
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"mail to {to} not sent: {type(exc).__name__}: {exc}") from None
         return msg["Message-ID"]
+
+    # --- the Maildir ----------------------------------------------------------------------------
+
+    def _box(self) -> mailbox.Maildir:
+        for sub in ("tmp", "new", "cur"):
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        return mailbox.Maildir(self.maildir, create=False)
+
+    def _keep(self, msg: EmailMessage, about: str | None) -> None:
+        if self._seal is not None:
+            owner, token = self._seal(msg.as_bytes(), about)
+            wrapper = EmailMessage()
+            wrapper["Subject"] = "sealed mail: read it with `flask --app app outbox`"
+            wrapper["Date"] = msg["Date"]
+            wrapper[SEALED_HEADER] = owner
+            if about:
+                wrapper[ABOUT_HEADER] = about
+            wrapper.set_content(token)
+            msg = wrapper
+        self._box().add(msg)
+
+    def kept(self) -> list[EmailMessage]:
+        """The mails in the Maildir that still open, oldest first (a mail about an erased client
+        opens no more)."""
+        return [m for _, m in self._opened()]
+
+    def forget_where(self, wanted) -> int:
+        """Delete the mails (that still open) for which `wanted(mail)` holds; how many went."""
+        gone = 0
+        for key, msg in self._opened():
+            if wanted(msg):
+                self._box().discard(key)
+                gone += 1
+        return gone
+
+    def _opened(self) -> list[tuple[str, EmailMessage]]:
+        if not (self.maildir / "new").is_dir():
+            return []
+        found = []
+        for key, raw in self._box().iteritems():
+            stored = message_from_bytes(raw.as_bytes(), policy=default)
+            owner = stored.get(SEALED_HEADER)
+            if owner is None:
+                found.append((key, stored))
+                continue
+            data = self._unseal(owner, stored.get_content().strip()) if self._unseal else None
+            if data is not None:
+                found.append((key, message_from_bytes(data, policy=default)))
+        # Keys start with the delivery time (seconds, microseconds): sorting lists mails in order.
+        found.sort(key=lambda kv: _written(kv[0]))
+        return found
+
+    def forget_about(self, client_id: str) -> int:
+        """Delete every mail about a client from the Maildir; how many went."""
+        if not (self.maildir / "new").is_dir():
+            return 0
+        box, gone = self._box(), 0
+        for key, raw in list(box.iteritems()):
+            if raw.get(ABOUT_HEADER) == client_id:
+                box.discard(key)
+                gone += 1
+        return gone
+
+
+def _written(key: str) -> tuple[int, int]:
+    stamp, _, rest = key.partition(".")
+    micro = rest[1:].split("P", 1)[0] if rest.startswith("M") else "0"
+    return int(stamp) if stamp.isdigit() else 0, int(micro) if micro.isdigit() else 0

@@ -331,22 +331,38 @@ class AuditEvent(SQLModel, table=True):
     hash: str
 
 
+@register
 class InboxEvent(SQLModel, table=True):
-    """Every accepted webhook delivery (or reconciled discovery), unique on its dedupe key."""
+    """Every accepted webhook delivery (or reconciled discovery), unique on its dedupe key.
+
+    The payload names the meeting, its host and often its participants, and holds a download
+    token until processed: it is sealed under the service's inbox key on arrival, the coach's
+    once the host is known, and the client's once the session is theirs (so it is shredded
+    with them, backups included)."""
     __table_args__ = (Index("ix_inboxevent_status_updated", "status", "updated_at"),)
+    __sealed_owner_columns__ = ("client_id", "coach_id")
     id: int | None = Field(default=None, primary_key=True)
     platform: str
     event: str
     dedupe_key: str = Field(unique=True)
     source: str = "webhook"  # webhook | reconcile | sweep
-    payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    payload: dict | None = Field(default_factory=dict, sa_column=sealed_json())
     status: str = "received"  # received | processing | done | ignored | unmatched | refused | failed
     attempts: int = 0
     error: str | None = None
     coach_id: str | None = Field(default=None, index=True)
+    client_id: str | None = Field(default=None, foreign_key="client.id", index=True)
     session_id: str | None = None
     received_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    def __sealed_owner__(self) -> str:
+        if self.client_id:
+            return self.client_id
+        return f"coach.{self.coach_id}" if self.coach_id else "service.inbox"
+
+    def __sealed_row__(self) -> str:
+        return self.dedupe_key  # known before the insert that assigns the id
 
 
 class DeletionReceipt(SQLModel, table=True):

@@ -111,8 +111,10 @@ def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_facto
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=600,
                     storage_url="s3://soon-gone-holdspace/v", s3_endpoint_url=s3_server.url)
     coach_id, _ = coach_and_client(hs, scopes="record")
-    # The keys this process already holds (the client's, the coach's) outlive the bucket.
+    # The keys this process already holds (the client's, the coach's, the inbox's, which any
+    # webhook accepted earlier made) outlive the bucket.
     hs.rt.vault.owner_key(f"coach.{coach_id}", create=True)
+    hs.rt.vault.owner_key("service.inbox", create=True)
     for version in s3.list_object_versions(Bucket="soon-gone-holdspace").get("Versions", []):
         s3.delete_object(Bucket="soon-gone-holdspace", Key=version["Key"], VersionId=version["VersionId"])
     s3.delete_bucket(Bucket="soon-gone-holdspace")

@@ -3,10 +3,7 @@ checked by `receipt verify` and by a few lines that know only the published publ
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import mailbox
 import subprocess
 import sys
 
@@ -36,9 +33,7 @@ def withdrawn(hs_factory, database_url, tmp_path):
     coach_and_client(hs)
     hs.run("consent", "withdraw", "--client-email", CLIENT_EMAIL)
     hs.drain()
-    outbox = mailbox.Maildir(hs.rt.settings.var_dir / "outbox", create=False)
-    (message,) = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in outbox
-                  if m["To"] == CLIENT_EMAIL and "receipt" in m["Subject"]]
+    (message,) = [m for m in hs.rt.mailer.kept() if m["To"] == CLIENT_EMAIL and "receipt" in m["Subject"]]
     (part,) = [p for p in message.walk() if p.get_filename()]
     path = tmp_path / part.get_filename()
     path.write_bytes(part.get_payload(decode=True))

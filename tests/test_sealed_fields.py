@@ -3,6 +3,7 @@ a full pipeline run writes, what a query may compare, what a copied value opens 
 withdrawal leaves readable, and the migration that seals an existing deployment's rows."""
 
 import json
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -10,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import select as sa_select, text, update
 from sqlmodel import Session, select
 
-from models import (Client, CoachingSession, OutboundMessage, PrivateNote, Summary, Transcript,
+from models import (Client, CoachingSession, InboxEvent, OutboundMessage, PrivateNote, Summary, Transcript,
                     sealing)
 from models.db import MIGRATIONS, make_engine, migrate
 from tests.portalhelpers import delivered_session
@@ -25,7 +26,7 @@ ENGINES = dict(TRANSCRIBE_ENGINE="platform", SUMMARY_ENGINE="offline",
 SEALED = {"client": ["name", "email"], "consent": ["evidence_ip", "evidence_user_agent"],
           "coachingsession": ["topic"], "transcript": ["segments", "text"],
           "summary": ["client_tier"], "coachinsight": ["coach_tier"], "clientmemory": ["data"],
-          "privatenote": ["body"],
+          "privatenote": ["body"], "transcriptpassage": ["text"], "inboxevent": ["payload"],
           "outboundmessage": ["recipient", "subject", "body", "html"]}
 
 
@@ -59,13 +60,21 @@ def test_a_delivered_session_leaves_only_ciphertext_in_every_sealed_column(hs, z
     # Each of these has a row, so each of them was sealed (not merely empty).
     for table, column in (("transcript", "text"), ("summary", "client_tier"), ("client", "email"),
                           ("clientmemory", "data"), ("privatenote", "body"),
-                          ("outboundmessage", "body"), ("coachinsight", "coach_tier")):
+                          ("outboundmessage", "body"), ("coachinsight", "coach_tier"),
+                          ("transcriptpassage", "text"), ("inboxevent", "payload")):
         assert raw_values(hs.rt.engine, table, column), (table, column)
     with hs.rt.engine.connect() as conn:
         dump = " ".join(str(v) for t in SEALED for row in conn.execute(text(f"SELECT * FROM {t}"))
                         for v in row)
     for secret in (CLIENT_EMAIL, "Robin", phrase, "Ask about the move"):
         assert secret not in dump
+    # The webhook's payload was sealed again under the client's key once the session was theirs.
+    with hs.db() as db:
+        (event,) = db.exec(select(InboxEvent).where(InboxEvent.status == "done")).all()
+        assert event.client_id == client.id and event.payload["payload"]["object"]["uuid"]
+    (raw,) = [v for v in raw_values(hs.rt.engine, "inboxevent", "payload")]
+    assert FieldKeys(hs.rt.vault).open(client.id, raw, sealing.associated_data(
+        "inboxevent", "payload", event.dedupe_key, client.id, client.id))
     # The code reads plaintext: found by email (its keyed HMAC), transcripts and notes open.
     from models import queries as q
     with hs.db() as db:
@@ -113,7 +122,7 @@ def test_after_withdrawal_only_the_coachs_note_still_opens(hs, zoom_stub, smtp_s
         db.add(PrivateNote(coach_id=client.coach_id, client_id=client.id, body="Follow up on the offer."))
         db.commit()
     sealed_before = {c: raw_values(hs.rt.engine, t, c) for t, cols in SEALED.items() for c in cols
-                     if t in ("transcript", "summary", "clientmemory")}
+                     if t in ("transcript", "summary", "clientmemory", "transcriptpassage", "inboxevent")}
     hs.run("consent", "withdraw", "--client-email", CLIENT_EMAIL)
     hs.drain()
     with hs.db() as db:
@@ -182,6 +191,11 @@ def test_the_migration_seals_an_existing_deployments_rows_in_place(both_database
         conn.execute(text("INSERT INTO outboundmessage (id, idempotency_key, coach_id, channel, recipient, "
                           "subject, body, status, attempts, created_at) VALUES ('om', 'k', 'co', 'email', "
                           "'robin@example.com', 'Your session', 'Dear Robin', 'sent', 1, :now)"), {"now": now})
+        conn.execute(text("INSERT INTO inboxevent (platform, event, dedupe_key, source, payload, status, "
+                          "attempts, coach_id, session_id, received_at, updated_at) VALUES ('zoom', "
+                          "'recording.completed', 'dk', 'webhook', :p, 'done', 1, 'co', 'se', :now, :now)"),
+                     {"p": json.dumps({"download_token": "dl-token-at-rest",
+                                       "payload": {"object": {"topic": "Robin / Casey"}}}), "now": now})
 
     # Without the vault the sealing cannot be done, and says so.
     with pytest.raises(RuntimeError, match="needs the vault"):
@@ -197,7 +211,7 @@ def test_the_migration_seals_an_existing_deployments_rows_in_place(both_database
     with engine.connect() as conn:
         dump = " ".join(str(v) for t in SEALED for row in conn.execute(text(f"SELECT * FROM {t}")) for v in row)
     for plain in ("robin@example.com", "Robin Client", "Gone Client", "gone@example.com", "my sister",
-                  "chose a date", "Seems tired", "Dear Robin"):
+                  "chose a date", "Seems tired", "Dear Robin", "dl-token-at-rest"):
         assert plain not in dump
     from models import queries as q
     with Session(engine) as db:
@@ -211,6 +225,8 @@ def test_the_migration_seals_an_existing_deployments_rows_in_place(both_database
         assert db.get(PrivateNote, "pn").body == "Seems tired."
         message = db.get(OutboundMessage, "om")
         assert (message.client_id, message.body) == ("live", "Dear Robin")
+        (event,) = db.exec(select(InboxEvent)).all()
+        assert event.client_id == "live" and event.payload["download_token"] == "dl-token-at-rest"
     migrate(engine)  # a second run changes nothing
     with Session(engine) as db:
         assert db.get(Transcript, "tr").text == segments[0]["text"]
@@ -251,6 +267,148 @@ def test_no_link_token_is_at_rest_after_a_full_run(hs_factory, tmp_path, zoom_st
     with hs.db() as db:
         bodies = " ".join((m.body or "") + (m.html or "") for m in db.exec(select(OutboundMessage)))
     assert "[[hs-link:" in bodies and not any(t in bodies for t in tokens)
+
+
+def _database_copy(url: str, tmp_path, server) -> tuple[bytes, str]:
+    """What a backup of the database holds, as bytes, and a database restored from it: the
+    SQLite file and its -wal copied as they lie, or a pg_dump restored with psql."""
+    import shutil
+    import subprocess
+    from urllib.parse import urlparse
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        copies = tmp_path / "backup"
+        copies.mkdir()
+        data = b""
+        for each in (path, path.with_name(path.name + "-wal")):
+            if each.exists():
+                shutil.copy(each, copies / each.name)
+                data += each.read_bytes()
+        return data, f"sqlite:///{copies / path.name}"
+    where = urlparse(url.replace("+psycopg", ""))
+    dump = subprocess.run([server._bin("pg_dump"), "-h", where.hostname, "-p", str(where.port),
+                           "-U", "postgres", where.path.lstrip("/")], check=True, capture_output=True).stdout
+    restored = server.create_database(f"restored_{where.path.lstrip('/')}"[:60])
+    target = urlparse(restored.replace("+psycopg", ""))
+    subprocess.run([server._bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", target.hostname, "-p",
+                    str(target.port), "-U", "postgres", "-d", target.path.lstrip("/")],
+                   input=dump, check=True, capture_output=True)
+    return dump, restored
+
+
+def _windows(texts, size: int = 32) -> set[bytes]:
+    """Every 32-byte window of each text (a text shorter than that, whole)."""
+    found = set()
+    for text_ in texts:
+        data = text_.encode()
+        found |= {data[i:i + size] for i in range(max(1, len(data) - size + 1))}
+    return found
+
+
+def test_a_backup_taken_before_withdrawal_holds_nothing_of_the_client(hs_factory, both_databases, tmp_path,
+                                                                      zoom_stub, smtp_sink, request):
+    from models import ClientMemory, Consent, SearchVocabulary, TranscriptPassage
+    server = request.getfixturevalue("postgres_server") if not both_databases.startswith("sqlite") else None
+    smtp_sink.clear()
+    hs = hs_factory(both_databases, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, **ENGINES)
+    delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    with hs.db() as db:
+        client = db.exec(select(Client)).one()
+        transcript = db.exec(select(Transcript)).one()
+        summary = db.exec(select(Summary)).one()
+        memory = db.exec(select(ClientMemory)).one()
+        passages = db.exec(select(TranscriptPassage)).all()
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        # The client's words: sentences, not the ids and dates stored beside them.
+        return [value] if isinstance(value, str) and len(value) >= 12 and " " in value else []
+
+    words = ([transcript.text, client.name, client.email] + [p.text for p in passages]
+             + strings(summary.client_tier) + strings(memory.data))
+    assert len(words) > 10 and all(words)
+    windows = _windows(words)
+    backup, restored = _database_copy(both_databases, tmp_path, server)
+    vault_root = Path(hs.rt.settings.storage_url.removeprefix("file://"))
+    vault_copy = b"".join(p.read_bytes() for p in vault_root.rglob("*") if p.is_file())
+    assert windows and _windows([transcript.text])  # something to look for
+
+    hs.run("consent", "withdraw", "--client-email", CLIENT_EMAIL)
+    hs.drain()
+    for name, copy in (("database", backup), ("vault", vault_copy)):
+        assert [w for w in windows if w in copy] == [], name
+    # The restored copy, read with the keys that remain: nothing of the client opens.
+    engine = make_engine(restored)
+    sealing.bind(engine, FieldKeys(hs.rt.vault))
+    models = (Client, Consent, CoachingSession, Transcript, TranscriptPassage, Summary, ClientMemory,
+              OutboundMessage, InboxEvent, SearchVocabulary)
+    with Session(engine) as db:
+        theirs = [(m.__name__, attr, getattr(row, attr)) for m in models for row in db.exec(select(m))
+                  if row.__sealed_owner__() == client.id for attr, *_ in sealing._sealed_columns(m)]
+        assert theirs and all(value is None for _, _, value in theirs), [t for t in theirs if t[2] is not None][:3]
+        opened = " ".join(str(getattr(row, attr)) for m in models + (PrivateNote,) for row in db.exec(select(m))
+                          for attr, *_ in sealing._sealed_columns(m))
+    engine.dispose()
+    assert [w for w in windows if w.decode(errors="ignore") in opened] == []
+
+
+class MaildirSink:
+    """The embedded Maildir read as the tests read the SMTP sink: through the mailer, which
+    opens what it kept sealed."""
+
+    def __init__(self, hs):
+        self.hs = hs
+
+    @property
+    def messages(self):
+        return self.hs.rt.mailer.kept()
+
+    def to(self, address):
+        return [m for m in self.messages if m["To"] == address]
+
+
+def test_the_maildir_keeps_mail_sealed_and_forgets_an_erased_clients(hs_factory, tmp_path, zoom_stub,
+                                                                      caplog):
+    # The embedded outbox (no SMTP_URL): every token and download credential of a full run,
+    # and the client's words and address, are in no file under var/ (database, Maildir, vault)
+    # nor in the logs; what the Maildir holds opens through the mailer only.
+    import logging
+    from tests.portalhelpers import body_of, links_in
+    from tests.test_dashboard import CSRF
+    caplog.set_level(logging.DEBUG)
+    hs = hs_factory(f"sqlite:///{tmp_path / 'var' / 'holdspace.db'}", zoom_stub=zoom_stub, **ENGINES)
+    sink = MaildirSink(hs)
+    payload, _ = delivered_session(hs, zoom_stub, sink, scopes=None, fixture="recording_completed")
+    form = hs.http.get("/coach/login").get_data(as_text=True)
+    hs.http.post("/coach/login", data={"email": "coach@example.com", "csrf_token": CSRF.search(form).group(1)})
+    hs.drain()
+    mails = sink.messages
+    tokens = {url.rsplit("/", 1)[1] for m in mails for url in links_in(m)}
+    tokens |= {part.split()[0] for m in mails for part in body_of(m).split("/coach/auth/")[1:]}
+    assert len(tokens) >= 2, tokens  # the session page's and the sign-in's
+    with hs.db() as db:
+        phrase = db.exec(select(Transcript)).one().text.split(". ")[0][:40]
+        client = db.exec(select(Client)).one()
+    secrets_ = tokens | {payload["download_token"], CLIENT_EMAIL, phrase}
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "var").rglob("*")
+                       if p.is_file() and not p.name.endswith((".sock", ".pid")))
+    logged = caplog.text
+    assert [s for s in secrets_ if s.encode() in on_disk] == []
+    assert [s for s in secrets_ if s in logged] == []
+    box = tmp_path / "var" / "outbox"
+    assert sum(1 for _ in box.glob("new/*")) == len(mails) >= 3
+    # Withdrawal takes the client's mail out of the Maildir; the receipt still goes out.
+    hs.run("consent", "withdraw", "--client-email", CLIENT_EMAIL)
+    hs.drain()
+    left = sink.messages
+    assert [m["Subject"] for m in left if m["To"] == CLIENT_EMAIL and "receipt" not in m["Subject"].lower()] == []
+    assert any(m["To"] == CLIENT_EMAIL for m in left)  # the receipt
+    assert not any(client.id in m.get("X-Holdspace-Client", "") and "receipt" not in m["Subject"].lower()
+                   for m in left)
+    assert sum(1 for _ in box.glob("new/*")) == len(left)
 
 
 def test_a_deleted_session_leaves_the_memory_and_the_briefing(hs, zoom_stub, smtp_sink):

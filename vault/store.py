@@ -197,8 +197,11 @@ class Vault:
     # --- client keys ---------------------------------------------------------------------------
 
     def _remember(self, client_id: str, key_id: str, key: bytes) -> tuple[str, bytes]:
+        # The service's own keys are never shredded: held for the process's life, so that
+        # accepting a webhook (sealed under the inbox key) does not wait on storage each minute.
+        ttl = float("inf") if client_id.startswith("service.") else self._cache_seconds
         with self._lock:
-            self._cache[client_id] = (key_id, key, time.monotonic() + self._cache_seconds)
+            self._cache[client_id] = (key_id, key, time.monotonic() + ttl)
         return key_id, key
 
     def _forget(self, client_id: str) -> None:

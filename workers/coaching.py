@@ -144,7 +144,7 @@ def assign(rt, coach_id: str, session_id: str, email: str, *, actor: str) -> str
                                                      InboxEvent.session_id == session.id,
                                                      InboxEvent.status == "unmatched")))
         for row in rows:
-            row.status, row.updated_at = "received", utcnow()
+            row.status, row.updated_at, row.client_id = "received", utcnow(), client.id
         audit.record(db, actor, "session.assigned", f"session:{session.id}", coach_id=coach_id, client=client.id)
         ids, name = [r.id for r in rows], client.name
     for inbox_id in ids:

@@ -106,6 +106,9 @@ def run_erasure(receipt_id: str) -> str:
     # the fence; one that finished in between is caught here (one killed for good, by the sweep).
     discarded = _discard_in_flight(rt, inv) if shred is not None else 0
     trashed = _trash_zoom_copies(rt, receipt_id, inv)
+    # The embedded Maildir is a transport: mail about the client leaves it (it opened with the
+    # key just shredded, and only with that).
+    mails = rt.mailer.forget_about(inv["client_id"]) if shred is not None else 0
 
     with session_scope(rt.engine) as db:
         receipt = db.get(DeletionReceipt, receipt_id)
@@ -124,6 +127,7 @@ def run_erasure(receipt_id: str) -> str:
                              if shred else None),
             "zoom_trashed": trashed,
             "in_flight_discarded": discarded,
+            "maildir_messages_deleted": mails,
         }
         signer = rt.vault.receipt_signer()
         document = signer.sign({**final, "signing_key": signer.key_id})
@@ -216,7 +220,10 @@ def _delete_rows(db: Session, receipt: DeletionReceipt, inv: dict) -> dict:
                .values(session_id=None, revoked_at=utcnow()))
     # Delivered payloads name the meeting and its files; what was received stays counted, not kept.
     db.execute(update(InboxEvent).where(InboxEvent.coach_id == coach_id, InboxEvent.session_id.in_(sids))
-               .values(payload={}, session_id=None, status="refused", error="the session was deleted"))
+               .values(payload=None, session_id=None, status="refused", error="the session was deleted"))
+    if receipt.scope == "client":  # and whatever else was matched to them
+        db.execute(update(InboxEvent).where(InboxEvent.coach_id == coach_id, InboxEvent.client_id == client_id)
+                   .values(payload=None))
     db.execute(delete(CoachingSession).where(CoachingSession.coach_id == coach_id,
                                              CoachingSession.id.in_(sids)))
     if receipt.scope == "session":

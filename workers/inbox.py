@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
-from models import InboxEvent, utcnow
+from models import InboxEvent, sealing, utcnow
 from models.db import session_scope
 from workers import retries
 
@@ -42,11 +42,14 @@ def accept(rt, platform: str, event: str, dedupe_key: str, payload: dict,
     One INSERT ... ON CONFLICT DO NOTHING, so a repeat costs one short write and no error path.
     Passcodes and share links are dropped first; the download token stays only until the
     event has been processed."""
-    payload = without_secrets(payload)
+    # Sealed before the INSERT (a Core statement, which the models' sealing does not see),
+    # under the service's inbox key: the host is not known yet.
+    sealed = sealing.seal_value(sealing.provider_for(rt.engine), InboxEvent(dedupe_key=dedupe_key),
+                                "payload", "json", without_secrets(payload))
     insert = pg_insert if rt.engine.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     stmt = (insert(InboxEvent)
-            .values(platform=platform, event=event, dedupe_key=dedupe_key, payload=payload,
+            .values(platform=platform, event=event, dedupe_key=dedupe_key, payload=sealed,
                     source=source, status="received", attempts=0, received_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(InboxEvent.id))

@@ -87,7 +87,7 @@ def deliver(message_id: str) -> str:
         if msg is None or msg.status == "sent":
             return "already sent"
         msg.attempts += 1
-        channel, recipient, subject = msg.channel, msg.recipient, msg.subject
+        channel, recipient, subject, about = msg.channel, msg.recipient, msg.subject, msg.client_id
         # Links become live URLs only now, on their way out (workers/links.py).
         body, html = (links.render_urls(text, rt.settings.secret_key, rt.settings.public_base_url)
                       for text in (msg.body, msg.html))
@@ -96,8 +96,8 @@ def deliver(message_id: str) -> str:
         if channel == "slack":
             rt.slack.direct_message(recipient, body)
         else:
-            rt.mailer.send(recipient, subject, body, html,
-                           headers={"X-Holdspace-Message": message_id}, attachments=attachments)
+            rt.mailer.send(recipient, subject, body, html, headers={"X-Holdspace-Message": message_id},
+                           attachments=attachments, about=about)
     except Exception as exc:
         job = get_current_job()
         final = job is None or not job.retries_left

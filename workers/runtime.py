@@ -89,8 +89,30 @@ class Runtime:
     @cached_property
     def mailer(self):
         from integrations.mail import Mailer
+        from models import sealing
+        from vault.errors import ObjectErased
+        keys = sealing.provider_for(self.engine)
+
+        # The embedded Maildir keeps mail only sealed: a mail about a client under that
+        # client's key (gone with them), any other (or one sent after the client's key was
+        # shredded, as the deletion receipt is) under the outbox's.
+        def seal(data: bytes, about: str | None) -> tuple[str, str]:
+            if about:
+                try:
+                    return about, keys.seal(about, data, b"holdspace/maildir/" + about.encode())
+                except ObjectErased:
+                    pass
+            return "service.outbox", keys.seal("service.outbox", data, b"holdspace/maildir/service.outbox")
+
+        def unseal(owner: str, token: str) -> bytes | None:
+            try:
+                return keys.open(owner, token, b"holdspace/maildir/" + owner.encode())
+            except Exception:  # noqa: BLE001 - an altered or foreign file is just not shown
+                return None
+
         s = self.settings
-        return Mailer(s.smtp_url, maildir=s.var_dir / "outbox", sender=s.mail_from)
+        return Mailer(s.smtp_url, maildir=s.var_dir / "outbox", sender=s.mail_from,
+                      seal=seal, unseal=unseal)
 
     @cached_property
     def slack(self):

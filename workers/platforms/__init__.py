@@ -11,9 +11,9 @@ import logging
 
 from rq import get_current_job
 
-from models import InboxEvent, utcnow
+from models import Client, CoachingSession, InboxEvent, utcnow
 from models.db import session_scope
-from workers import inbox, pipeline, retries, sessions
+from workers import fence, inbox, pipeline, retries, sessions
 from workers.fence import Fenced
 from workers.ingest import Delivery, RetryLater
 from workers.platforms import meet, zoom
@@ -111,6 +111,10 @@ def _finish(rt, inbox_id: int, status: str, session_id: str | None, error: str |
         ev = db.get(InboxEvent, inbox_id)
         ev.status, ev.error, ev.updated_at = status, error, utcnow()
         ev.session_id = session_id or ev.session_id
+        session = db.get(CoachingSession, ev.session_id) if ev.session_id else None
+        client = db.get(Client, session.client_id) if session and session.client_id else None
+        if client is not None and fence.may_match(client):
+            ev.client_id = client.id  # the payload is sealed again, under their key
         # The download token is a credential: once the event is processed, whatever the
         # outcome, it has no reason to stay (a retry downloads with the API token).
         if isinstance(ev.payload, dict) and ev.payload.get("download_token"):
