@@ -17,7 +17,8 @@ import pytest
 from sqlmodel import select
 
 from models import (Asset, AuditEvent, Client, ClientMemory, CoachInsight, CoachingSession, DeletionReceipt,
-                    Link, OutboundMessage, Summary, Transcript, TranscriptPassage)
+                    InboxEvent, Link, OutboundMessage, SearchTerm, SearchVocabulary, Summary, Transcript,
+                    TranscriptPassage)
 from tests.conftest import make_env
 from tests.media import encode, tone
 from tests.zoomhelpers import COACH_EMAIL, COACH_ZOOM_ID, post_zoom
@@ -170,8 +171,10 @@ def _nothing_left(hs, client_id: str, email: str, uuid: str) -> None:
     vault_root = Path(hs.rt.settings.storage_url[len("file://"):])
     assert not [p for p in vault_root.rglob("*") if client_id in str(p) and p.is_file()]
     with hs.db() as db:
-        for model in (CoachingSession, Asset, TranscriptPassage, ClientMemory):
+        for model in (CoachingSession, Asset, TranscriptPassage, ClientMemory, SearchTerm, SearchVocabulary):
             assert not db.exec(select(model).where(model.client_id == client_id)).all(), model
+        # The webhook's record stays counted, its payload (sealed under their key) emptied.
+        assert all(e.payload is None for e in db.exec(select(InboxEvent).where(InboxEvent.client_id == client_id)))
         assert not db.exec(select(CoachingSession).where(CoachingSession.platform_uuid == uuid)
                            .where(CoachingSession.client_id.is_not(None))).all()
         live = {s for s in db.exec(select(CoachingSession.id))}
