@@ -173,6 +173,11 @@ def _start_of(word: str) -> str:
     return "start:" + word[:MIN_PREFIX]
 
 
+def _starts(words) -> set[str]:
+    """The buckets `words` fall in (a word shorter than a start is never looked up by one)."""
+    return {_start_of(w) for w in words if len(w) >= MIN_PREFIX}
+
+
 def _vocabulary_aad(client_id: str, bucket: int) -> bytes:
     return sealing.associated_data(SearchVocabulary.__tablename__, "words", f"{client_id}/{bucket}",
                                    client_id, client_id)
@@ -239,9 +244,6 @@ def write_index(db, provider, coach_id: str, client_id: str, added: ClientIndex)
     for name, (ids, counts) in by_name.items():
         if name in existing:
             changed.append({"t": name, "c": client_id, "p": _merged(_unpack(existing[name]), ids, counts)})
-        elif all(a < b for a, b in zip(ids, ids[1:])):
-            new.append({"term": name, "client_id": client_id, "coach_id": coach_id,
-                        "postings": _pack(ids, counts)})
         else:
             new.append({"term": name, "client_id": client_id, "coach_id": coach_id,
                         "postings": _merged((array("I"), b""), ids, counts)})
@@ -250,7 +252,7 @@ def write_index(db, provider, coach_id: str, client_id: str, added: ClientIndex)
                                        bindparam("c")).values(postings=bindparam("p")), changed)
     if new:
         db.execute(insert(table), new)
-    starts = _blind(provider, client_id, {_start_of(w) for w in added.words if len(w) >= MIN_PREFIX})
+    starts = _blind(provider, client_id, _starts(added.words))
     existing_words = _read_buckets(db, provider, coach_id, [(n, client_id) for n in starts.values()])
     _write_buckets(db, provider, coach_id, client_id, added.words, starts, existing_words)
 
@@ -294,7 +296,7 @@ def forget_passages(db: Session, coach_id: str, client_id: str, passages) -> Non
         TranscriptPassage.id.not_in(gone))).scalars()
     words = {w for p in remaining for w in indexed_words(p.text or "")}
     db.execute(delete(SearchVocabulary.__table__).where(SearchVocabulary.__table__.c.client_id == client_id))
-    starts = provider.blind(client_id, {_start_of(w) for w in words if len(w) >= MIN_PREFIX})
+    starts = provider.blind(client_id, _starts(words))
     if starts:
         _write_buckets(db, provider, coach_id, client_id, words, starts, {})
 
