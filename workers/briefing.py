@@ -4,6 +4,7 @@ demand (Slack `brief`, the dashboard) and sent automatically before upcoming Zoo
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from models.db import session_scope
 from workers import notify
 from workers.ingest import parse_time
 from workers.runtime import current
+from workers.summaries.memory import ClientMemory as Memory, briefing_items
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ class Briefing:
     themes: list[str] = field(default_factory=list)
     open_threads: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    questions: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)  # the coach's own, from their notes
+    suggestions: list[str] = field(default_factory=list)  # holdspace's, from the last summary
 
     def text(self) -> str:
         out = [f"Briefing: {self.client_name} <{self.client_email}>",
@@ -38,7 +41,8 @@ class Briefing:
                + (f" since {self.first_session}" if self.first_session else "")]
         for title, items in (("Last session", self.last_session), ("Open commitments", self.open_commitments),
                              ("Recurring themes", self.themes), ("Open threads", self.open_threads),
-                             ("Your private notes", self.notes), ("Questions you planned", self.questions)):
+                             ("Your private notes", self.notes), ("Your questions", self.questions),
+                             ("Suggested by holdspace", self.suggestions)):
             if items:
                 out.append(f"\n{title}:")
                 out += [f"  • {item}" for item in items]
@@ -59,29 +63,49 @@ def build(db, coach_id: str, client_id: str, today=None) -> Briefing:
     if last:
         tier = summaries[last.id].client_tier
         lines = [f"{last.started_at:%-d %b}: {tier.get('overview', '')}".strip()]
-        lines += [f"Agreed: {c['what']}" for c in tier.get("commitments", [])[:2]]
-        brief.last_session = lines[:3]
+        brief.last_session = lines[:1]
         insight = db.exec(select(CoachInsight).where(CoachInsight.coach_id == coach_id,
                                                      CoachInsight.session_id == last.id)).first()
         if insight:
-            brief.questions = list(insight.coach_tier.get("questions_for_next_time", []))[:5]
+            brief.suggestions = list(insight.coach_tier.get("questions_for_next_time", []))[:5]
     memory = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach_id,
                                                 ClientMemory.client_id == client_id)).first()
     if memory:
         data = memory.data
-        made = {s.id: s.started_at.date() for s in dated}
-        for c in data.get("commitments", []):
-            if c.get("status") == "open":
-                since = made.get((c.get("made_in") or {}).get("session_id"))
-                age = f" (open {(today - since).days} days)" if since else ""
-                brief.open_commitments.append(f"{c.get('what')}{age}")
+        made = {s.id: s.started_at for s in dated}
+        brief.open_commitments = [open_item(c, made, today) for c in briefing_items(Memory.model_validate(data))]
         brief.themes = [f"{t['name']} ({len(set(t.get('session_ids', [])))} sessions)"
                         for t in data.get("themes", []) if len(set(t.get("session_ids", []))) >= 2][:6]
         brief.open_threads = list(data.get("last_open_threads", []))[:5]
-    brief.notes = [n.body[:300] for n in db.exec(
+    notes = [n.body for n in db.exec(
         select(PrivateNote).where(PrivateNote.coach_id == coach_id, PrivateNote.client_id == client_id)
         .order_by(PrivateNote.created_at.desc()).limit(5))]
+    brief.notes = [n[:300] for n in notes]
+    # The questions the coach wrote in their notes, kept apart from what holdspace suggests.
+    brief.questions = [q.strip() for n in notes for q in re.findall(r"[^.!?\n]*\?", n) if q.strip()][:5]
     return brief
+
+
+def open_item(c, made: dict, today) -> str:
+    """One open item for the briefing: what, whose, how long open, and the words that made it."""
+    started = made.get(c.made_in.session_id)
+    parts = []
+    if c.kind == "homework":
+        parts.append("homework")
+    elif c.who and c.who.lower() in ("coach", "both"):
+        parts.append("yours" if c.who.lower() == "coach" else "both of you")
+    if c.tentative:
+        parts.append("tentative")
+    if started:
+        days = (today - started.date()).days
+        parts.append(f"open {days} day{'s' * (days != 1)}")
+    minute = int(c.made_in.timestamp // 60), int(c.made_in.timestamp % 60)
+    said = f"said {started:%-d %b} at {minute[0]}:{minute[1]:02d}: “{c.made_in.text[:140]}”" if started else \
+        f"said: “{c.made_in.text[:140]}”"
+    line = f"{c.what} ({'; '.join(parts + [said])})"
+    if c.last_update:
+        line += f"; last heard: “{c.last_update.text[:120]}”"
+    return line
 
 
 def briefing_for(rt, coach_id: str, client_email: str) -> Briefing:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workers.summaries.schema import ClientTier
-from workers.summaries.text import Sentence, content_words, normalise, sentences, stem
+from workers.summaries.text import content_words, normalise, sentences, stem
 from workers.transcription import Segment
 
 MAX_CLOSED_COMMITMENTS = 50  # closed ones are history; keep the memory (and the prompt) small
@@ -35,6 +35,10 @@ class TrackedCommitment(BaseModel):
     made_in: Evidence
     status: Literal["open", "done", "dropped"] = "open"
     closed_by: Evidence | None = None
+    kind: Literal["commitment", "homework"] = "commitment"
+    tentative: bool = False
+    # The latest report that it is still open ("I didn't get round to it"), with its time.
+    last_update: Evidence | None = None
 
 
 class Theme(BaseModel):
@@ -72,10 +76,21 @@ class ClientMemory(BaseModel):
 
 # --- did an open commitment move? -----------------------------------------------------------
 
+Verdict = Literal["done", "open", "dropped"]
+
 _NEGATION = re.compile(r"\b(?:not|never|no|haven't|hasn't|didn't|don't|couldn't|wasn't|yet to)\b|n't\b", re.I)
 _DROPPED = re.compile(
     r"\b(?:I|we)(?:'ve|'m|\s+have|\s+am)?\s+(?:decided not to|decided against|gave up on|"
-    r"given up on|dropped|let go of|won't|will not|not going to|no longer|stopped)\b",
+    r"given up on|dropped|let go of|won't|will not|not going to|no longer|stopped|changed my mind|"
+    r"scrapped|abandoned|am not doing|'m not doing)\b|\blet (?:it|that|that one|the idea) go\b|"
+    r"\b(?:not|isn't|wasn't) (?:worth it|the right (?:fit|move|time|thing))\b|\bnot doing (?:that|it) any ?more\b",
+    re.I,
+)
+# Still meant, not done yet: "I didn't get round to it", "it's still on my list", "it slipped".
+_NOT_YET = re.compile(
+    r"\b(?:not yet|haven'?t|hasn'?t|didn'?t|did not|have not|has not|not\b[^.]*\byet|still (?:on my list|need to|to do|working on|haven'?t)|"
+    r"slipped|ran out of time|no time|(?:kept )?putting it off|yet to|not quite|half done|"
+    r"started (?:on )?it but|only (?:got|managed) (?:halfway|part))\b",
     re.I,
 )
 # "I sent", "I've finished", "I also blocked", "I finally did": a first-person subject, up to
@@ -89,6 +104,7 @@ _PAST_IRREGULAR = frozenset(
     "did done sent wrote written spoke spoken told made took taken gave given met went had began "
     "bought brought found kept left ran said spent thought held put chose drew led paid read".split()
 )
+_YES = re.compile(r"^(?:yes|yep|yeah|yup|done|sorted|all done|absolutely|I did)\b", re.I)
 
 
 def _says_done(sentence: str) -> bool:
@@ -99,37 +115,62 @@ def _says_done(sentence: str) -> bool:
             clause = re.split(r"[,;]|\bbut\b", before)[-1]
             if not _NEGATION.search(clause):
                 return True
-    return bool(re.search(r"\b(?:it's|it is|that's|that is)\s+(?:done|sorted|finished)\b", sentence, re.I))
+    return bool(re.search(r"\b(?:it's|it is|that's|that is|all)\s+(?:done|sorted|finished|booked|sent)\b", sentence, re.I))
 
 
-def _matches(commitment: TrackedCommitment, sentence: Sentence) -> bool:
-    wanted = content_words(commitment.what)
-    shared = wanted & content_words(sentence.text)
-    # Two shared content words (one when the commitment has few) tie the sentence to it.
-    return len(shared) >= min(2, len(wanted)) and len(shared) > 0
+def _verdict(text: str, asked: bool) -> Verdict | None:
+    """What a first-person report says of a commitment: dropped, still open, done, or nothing.
+    `asked`: the coach has just asked about it, so a bare "yes, done" is an answer."""
+    if _DROPPED.search(text):
+        return "dropped"
+    if _NOT_YET.search(text):
+        return "open"
+    if _says_done(text) or (asked and _YES.search(text)):
+        return "done"
+    return None
+
+
+def _words_of(commitment: TrackedCommitment) -> set[str]:
+    return content_words(commitment.what)
 
 
 def detect_progress(
     commitments: Sequence[TrackedCommitment], segments: Sequence[Segment], session_id: str
-) -> dict[int, tuple[Literal["done", "dropped"], Evidence]]:
-    """For each commitment (by index) that this transcript reports done or dropped, the verdict
-    and the sentence that says so. Only first-person statements count, so the coach asking
-    "did you send it?" is no evidence; a negated one ("I haven't sent it yet") is neither."""
-    found: dict[int, tuple[Literal["done", "dropped"], Evidence]] = {}
+) -> dict[int, tuple[Verdict, Evidence]]:
+    """For each commitment (by index) that this transcript reports on, the verdict (done,
+    dropped, or still open) and the sentence that says so.
+
+    A report is the client's (or coach's) own statement, read with the question just before
+    it: "Did you talk to Ana about the rota?" — "Yes, I had that conversation on Tuesday."
+    It is tied to the commitment it shares most content words with (two, or one for a short
+    commitment), so one answer closes one commitment. The coach asking is no evidence.
+    """
     said = sentences(segments)
-    for index, commitment in enumerate(commitments):
-        for sentence in said:
-            if sentence.text.rstrip().endswith("?") or not _matches(commitment, sentence):
-                continue
-            if _DROPPED.search(sentence.text):
-                verdict: Literal["done", "dropped"] = "dropped"
-            elif _says_done(sentence.text):
-                verdict = "done"
-            else:
-                continue
-            found[index] = (verdict, Evidence(session_id=session_id, timestamp=sentence.start, text=sentence.text))
-            break
-    return found
+    best: dict[int, tuple[int, Verdict, Evidence]] = {}
+    for position, sentence in enumerate(said):
+        if sentence.text.rstrip().endswith("?"):
+            continue
+        previous = said[position - 1] if position else None
+        asked = bool(previous and previous.speaker != sentence.speaker and previous.text.endswith("?"))
+        context = content_words(sentence.text) | (content_words(previous.text) if asked else set())
+        # A short answer ("Yes.") is judged with the reply's next sentence too.
+        following = said[position + 1] if position + 1 < len(said) and said[position + 1].speaker == sentence.speaker else None
+        text = sentence.text + (" " + following.text if following and len(sentence.text.split()) <= 3 else "")
+        verdict = _verdict(text, asked)
+        if verdict is None:
+            continue
+        scores = []
+        for index, commitment in enumerate(commitments):
+            wanted = _words_of(commitment)
+            shared = len(wanted & (context | content_words(text)))
+            if shared and shared >= min(2, len(wanted)):
+                scores.append((shared, index))
+        if not scores:
+            continue
+        shared, index = max(scores)
+        if index not in best or shared > best[index][0]:
+            best[index] = (shared, verdict, Evidence(session_id=session_id, timestamp=sentence.start, text=text))
+    return {index: (verdict, evidence) for index, (_, verdict, evidence) in best.items()}
 
 
 # --- the update -------------------------------------------------------------------------------
@@ -144,6 +185,12 @@ def _same(a: str, b: str) -> bool:
 
 def _theme_key(name: str) -> str:
     return " ".join(stem(w) for w in re.findall(r"[a-z']+", name.lower()))
+
+
+def _same_theme(a: str, b: str) -> bool:
+    """One theme when the words of one name are all in the other ("promotion", "the promotion case")."""
+    wa, wb = set(a.split()), set(b.split())
+    return a == b or bool(wa and wb and (wa <= wb or wb <= wa))
 
 
 def _segment_text_at(segments: Sequence[Segment], timestamp: float, fallback: str) -> str:
@@ -174,20 +221,24 @@ def update_memory(
 
     earlier = [c for c in memory.commitments if c.status == "open" and c.made_in.session_id != session_id]
     for index, (verdict, evidence) in detect_progress(earlier, segments, session_id).items():
-        earlier[index].status = verdict
-        earlier[index].closed_by = evidence
+        if verdict == "open":
+            earlier[index].last_update = evidence
+        else:
+            earlier[index].status = verdict
+            earlier[index].closed_by = evidence
 
-    for commitment in summary.commitments:
-        if any(_same(commitment.what, c.what) for c in memory.open_commitments):
+    new = [(c.what, c.who, c.by_when, c.source_timestamp, c.tentative, "commitment") for c in summary.commitments]
+    new += [(h.task, "Client", h.due, h.source_timestamp, False, "homework")
+            for h in summary.homework if h.source_timestamp is not None]
+    for what, who, by_when, timestamp, hedged, kind in new:
+        if any(_same(what, c.what) for c in memory.open_commitments):
             continue
         memory.commitments.append(TrackedCommitment(
-            what=commitment.what,
-            who=commitment.who,
-            by_when=commitment.by_when,
+            what=what, who=who, by_when=by_when, kind=kind, tentative=hedged,
             made_in=Evidence(
                 session_id=session_id,
-                timestamp=commitment.source_timestamp,
-                text=_segment_text_at(segments, commitment.source_timestamp, commitment.what),
+                timestamp=timestamp,
+                text=_segment_text_at(segments, timestamp, what),
             ),
         ))
     closed = [c for c in memory.commitments if c.status != "open"]
@@ -197,7 +248,7 @@ def update_memory(
 
     for name in summary.themes:
         key = _theme_key(name)
-        theme = next((t for t in memory.themes if _theme_key(t.name) == key), None)
+        theme = next((t for t in memory.themes if _same_theme(_theme_key(t.name), key)), None)
         if theme is None:
             memory.themes.append(Theme(name=name, session_ids=[session_id]))
         elif session_id not in theme.session_ids:
@@ -242,6 +293,11 @@ def forget_session(memory: ClientMemory, session_id: str) -> ClientMemory:
         memory.last_session_id = memory.session_ids[-1] if memory.session_ids else None
         memory.last_session_date = None
     return memory
+
+
+def briefing_items(memory: ClientMemory | None) -> list[TrackedCommitment]:
+    """What the briefing before the next session lists: every commitment still open, oldest first."""
+    return list(memory.open_commitments) if memory else []
 
 
 def memory_for_prompt(memory: ClientMemory | None) -> str:

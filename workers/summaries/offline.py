@@ -14,6 +14,7 @@ import collections
 import re
 from collections.abc import Sequence
 
+from workers.summaries import conversation
 from workers.summaries.memory import ClientMemory, detect_progress
 from workers.summaries.schema import (
     ClientSummary,
@@ -33,19 +34,36 @@ ENGINE = "offline-basic"
 _COMMIT = re.compile(
     r"\b(?P<who>I|we)(?:\s+will|'ll|\s+shall|\s+am going to|'m going to|\s+are going to|"
     r"'re going to|\s+plan to|\s+intend to|\s+commit to|\s+promise to|'m committing to|"
-    r"\s+am committing to)\s+(?P<what>.+?)(?=(?:,?\s+and\s+(?:I|we)(?:\s+will|'ll|\s+am going to|'m going to)\b)|$)",
+    r"\s+am committing to|'m gonna|\s+am gonna|\s+might|\s+may|'m hoping to|\s+am hoping to)\s+(?P<what>.+?)(?=(?:,?\s+and\s+(?:I|we)(?:\s+will|'ll|\s+am going to|'m going to)\b)|$)",
     re.I,
 )
 # Promises that are figures of speech ("I will admit…") or too vague to hold anyone to.
-_NOT_A_PROMISE = re.compile(r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|probably)\b", re.I)
+_NOT_A_PROMISE = re.compile(
+    r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|be|have to|need|feel|"
+    r"find|end up|get|lose|not|probably not|regret|forget|miss)\b", re.I)
+# Hedges and fillers between "I'll" and the verb: kept out of the commitment's text.
+_SOFTENER = re.compile(r"^(?:(?:probably|definitely|also|just|actually|really|maybe|try to|try and|"
+                       r"make sure (?:to|I)|finally|then|first)\s+)+", re.I)
 _HOMEWORK_STRONG = re.compile(
     r"\b(?:for (?:your )?homework|as homework|your homework(?: is)?|"
     r"between now and (?:our |the )?next (?:session|time)|before (?:we meet again|our next session|next session|next time)|"
     r"your (?:assignment|task|challenge|experiment) (?:is|for the week|this week)|this week,? (?:I'?d like you to|I would like you to|try to|practi[cs]e|notice))\b[,:]?\s*",
     re.I,
 )
-_HOMEWORK_WEAK = re.compile(r"\b(?:I'?d like you to|I would like you to|I want you to|try to)\s+", re.I)
-_EVERY_DAY = re.compile(r"\b(?:each|every) (?:day|morning|evening|night)\b|\bdaily\b|\bthis week\b", re.I)
+_HOMEWORK_WEAK = re.compile(
+    r"\b(?:I'?d like you to|I would like you to|I want you to|I'?d love (?:for )?you to|I'?d invite you to|"
+    r"(?:could|can|would) you (?:try to|try and|maybe|possibly)?|would you be willing to|see if you can|"
+    r"your (?:job|task|challenge|experiment|exercise) (?:is )?(?:to )?|try to|try and)\s+",
+    re.I,
+)
+# The time between sessions, which makes a request homework rather than a suggestion.
+_EVERY_DAY = re.compile(
+    r"\b(?:each|every) (?:day|morning|evening|night|time)\b|\bdaily\b|\bthis (?:week|fortnight)\b|"
+    r"\bbetween (?:now|sessions|today)\b|\bbefore (?:we (?:meet|speak|talk)|next time|our next|the next)\b|"
+    r"\bover the (?:next|coming) (?:few )?(?:days?|weeks?|fortnight)\b|\b(?:until|till|for|by) next time\b|"
+    r"\bin the (?:next|coming) (?:few )?(?:days|weeks?)\b|\bhomework\b",
+    re.I,
+)
 _LEAD_IN = re.compile(r"^(?:(?:and|so|then|please|I'?d like you to|I would like you to|I want you to|to|,)\s*)+", re.I)
 _DECISION = re.compile(
     r"\b(?:I've decided|I have decided|I decided|we decided|we've decided|we have decided|we agreed|"
@@ -53,8 +71,15 @@ _DECISION = re.compile(
     re.I,
 )
 _DEFER = re.compile(
-    r"\b(?:let'?s come back to|let us come back to|come back to (?:that|this|it)|park (?:that|this)|"
-    r"pick (?:that|this) up next|we (?:didn't|did not) get to|ran out of time|for another (?:session|time))\b",
+    r"\b(?:let'?s come back to|let us come back to|come back to|park (?:that|this|it)|park the|parked|"
+    r"pick (?:that|this|it) up|we (?:didn't|did not|never) (?:really )?(?:get|got) to|ran out of time|run out of time|"
+    r"for another (?:session|time|day)|leave (?:that|this|it) for|hold that thought|put a pin in|"
+    r"save (?:that|this|it) for|revisit|next time we (?:can|could|should)|not (?:for )?today)\b",
+    re.I,
+)
+# What a deferral names itself: "we didn't get to the money side", "let's come back to your sister".
+_DEFERRED_TOPIC = re.compile(
+    r"\b(?:come back to|get to|got to|pick up|revisit|park|save|leave|pin in)\s+(?P<topic>(?:the|your|my|how|what|why|whether)\b[^.?!,;]*)",
     re.I,
 )
 _REALISE = re.compile(
@@ -96,39 +121,56 @@ def first_of_each(items: list, text_of) -> list:
     return out
 
 
-def find_commitments(said: Sequence[Sentence]) -> list[Commitment]:
+def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset()) -> list[Commitment]:
+    """Promises read in their conversation: spelled out, hedged ones marked tentative, the
+    ones taken back later in the session and the plans that are only small talk left out."""
+    work_from = conversation.work_starts(said, coach) if coach else 0
+    work_words = set()
+    for sentence in said[work_from:]:
+        if coach and sentence.speaker and sentence.speaker.lower() in coach:
+            work_words |= content_words(sentence.text)
     found = []
-    for sentence in said:
+    for index, sentence in enumerate(said):
         if sentence.text.endswith("?"):
             continue
         for match in _COMMIT.finditer(sentence.text):
-            what = _clause(match.group("what"))
+            raw = _clause(match.group("what"))
+            what = _SOFTENER.sub("", raw)
             if _NOT_A_PROMISE.match(what) or len(what.split()) < 2 or not content_words(what):
                 continue
+            if conversation.taken_back(said, index, what):
+                continue
+            if coach and conversation.small_talk(said, index, coach, work_from, work_words):
+                continue
+            what = conversation.spell_out(what, said, index)
             when = _WHEN.search(what)
             who = sentence.speaker or "Client"
             if match.group("who").lower() == "we":
                 who = "both"
+            hedged = match.group(0)[: match.start("what") - match.start()] + " " + raw
             found.append(Commitment(
                 what=what, who=who, by_when=when.group(0) if when else None,
                 source_timestamp=sentence.start,
+                tentative=conversation.tentative(hedged) or conversation.tentative(sentence.text[: match.start()][-25:]),
             ))
     return found
 
 
 def find_homework(said: Sequence[Sentence]) -> list[Homework]:
     found = []
-    for sentence in said:
-        if sentence.text.endswith("?"):
+    for index, sentence in enumerate(said):
+        if sentence.text.endswith("?") and not re.match(r"(?:could|can|would) you\b", sentence.text, re.I):
             continue
         strong = _HOMEWORK_STRONG.search(sentence.text)
         weak = _HOMEWORK_WEAK.search(sentence.text) if not strong else None
-        if weak and not _EVERY_DAY.search(sentence.text):
+        # The time between sessions may be set a sentence earlier ("So, before next time…").
+        context = sentence.text + " " + (said[index - 1].text if index and said[index - 1].speaker == sentence.speaker else "")
+        if weak and not _EVERY_DAY.search(context):
             continue
         match = strong or weak
         if not match:
             continue
-        task = _clause(_LEAD_IN.sub("", sentence.text[match.end():]))
+        task = _clause(_LEAD_IN.sub("", sentence.text[match.end():])).rstrip("?")
         if len(task.split()) < 2:
             continue
         when = _WHEN.search(sentence.text)
@@ -145,14 +187,35 @@ def find_decisions(said: Sequence[Sentence]) -> list[Decision]:
 
 
 def find_open_threads(said: Sequence[Sentence]) -> list[str]:
+    """Topics put off, each named by what it is about, not by the words that parked it.
+
+    "We didn't get to the money side" names its topic; "let's come back to that" points at
+    what was just said, so the thread is the sentence before it that says most."""
     threads = []
     for index, sentence in enumerate(said):
         if not _DEFER.search(sentence.text):
             continue
-        # "Let's come back to that" points at the question just asked; name that question.
-        before = said[index - 1] if index else None
-        if before and before.text.endswith("?") and re.search(r"\b(?:that|this|it)\b", sentence.text, re.I):
-            threads.append(before.text)
+        named = _DEFERRED_TOPIC.search(sentence.text)
+        topic = _clause(named.group("topic")) if named else ""
+        topic = re.sub(r"\s+(?:next time|next session|another time|later|for now)$", "", topic, flags=re.I)
+        if len(content_words(topic)) >= 1 and not re.fullmatch(r"(?:the|your|my)\s+\w+", topic, re.I) \
+                or len(content_words(topic)) >= 2:
+            threads.append(topic[0].upper() + topic[1:])
+            continue
+        # Earlier sentences, read as whole turns: "Honestly, my sister. Since the funeral…"
+        turns: list[tuple[str | None, str]] = []
+        for earlier in said[max(0, index - 4): index]:
+            if turns and turns[-1][0] == earlier.speaker:
+                turns[-1] = (earlier.speaker, turns[-1][1] + " " + earlier.text)
+            else:
+                turns.append((earlier.speaker, earlier.text))
+        before = [text for _, text in turns[-2:] if len(content_words(text)) >= 2]
+        if before:
+            # The last question, else the turn with the most words that carry meaning.
+            asked = [s.text for s in said[max(0, index - 2): index] if s.text.endswith("?")
+                     and len(content_words(s.text)) >= 2]
+            pick = asked[-1] if asked else max(reversed(before), key=lambda text: len(content_words(text)))
+            threads.append(_line(pick, 160))
         else:
             threads.append(sentence.text)
     return threads
@@ -224,6 +287,54 @@ def find_key_moments(said: Sequence[Sentence], decisions: Sequence[Decision], *,
     return [KeyMoment(timestamp=t, line=line) for _, t, line in sorted(best, key=lambda x: x[1])]
 
 
+_FOCUS = re.compile(
+    r"\b(?:I(?:'d| would)? (?:like|want|wanted) to (?:talk about|focus on|work on|look at|think about|get into)|"
+    r"I(?:'ve| have) been (?:thinking about|struggling with|worrying about)|"
+    r"(?:mainly|mostly|really) (?:about|the)|what'?s on my mind is)\s+(?P<focus>[^.!?;]+)",
+    re.I,
+)
+_VERDICT_WORDS = {"done": "done", "dropped": "decided against", "open": "not done yet"}
+
+
+def _you(text: str) -> str:
+    """A client's first-person words addressed back to them: "my manager" → "your manager"."""
+    swaps = {"my": "your", "myself": "yourself", "i": "you", "me": "you", "mine": "yours", "i'm": "you're",
+             "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}
+    return re.sub(r"\b(?:my|myself|I|me|mine|I'm|I've|I'll|I'd)\b",
+                  lambda m: swaps[m.group(0).lower()], text)
+
+
+def _overview(said, coach, themes, decisions, commitments, homework, threads, moved) -> str:
+    """A few sentences a coach would write, addressed to the client: what the session was
+    about, what moved since last time, what was decided and agreed, what stays open."""
+    out = []
+    focus = next((m.group("focus").strip() for s in said
+                  if not _is_coach(s.speaker, coach) and (m := _FOCUS.search(s.text))), None)
+    if focus and len(focus.split()) <= 14:
+        out.append(f"You talked about {_you(focus)}.")
+    elif themes:
+        out.append("You talked about " + ", ".join(themes[:2]) + (f" and {themes[2]}" if len(themes) > 2 else "") + ".")
+    else:
+        out.append("A short session.")
+    if moved:
+        out.append("Since last time: " + "; ".join(f"{_you(what)} ({_VERDICT_WORDS[v]})" for what, v in moved) + ".")
+    if decisions:
+        out.append(f"You decided {_you(decisions[0].text)}.")
+    yours = [c for c in commitments if not _is_coach(c.who, coach)]
+    if yours:
+        listed = [_you(c.what) for c in yours[:2]]
+        more = len(yours) - len(listed)
+        out.append("You'll " + " and ".join(listed) + (f", and {more} more" if more else "") + ".")
+    if homework:
+        out.append(f"Between sessions: {_you(homework[0].task)}.")
+    if threads:
+        out.append(f"Left for next time: {_you(threads[0])}")
+        if not out[-1].endswith((".", "?", "!")):
+            out[-1] += "."
+    out.append("(Basic summary, made without an AI model.)")
+    return " ".join(out)
+
+
 def summarise_offline(
     segments: Sequence[Segment],
     *,
@@ -246,7 +357,7 @@ def summarise_offline(
     coaches_words = [s for s in said if _is_coach(s.speaker, coach) or not s.speaker] if coach else said
 
     # Said again later in the session is still one commitment: the first mention is cited.
-    commitments = first_of_each(find_commitments(said), lambda c: c.what)
+    commitments = first_of_each(find_commitments(said, coach), lambda c: c.what)
     homework = first_of_each(find_homework(coaches_words), lambda h: h.task)
     decisions = first_of_each(find_decisions(said), lambda d: d.text)
     threads = first_of_each(find_open_threads(said), str)
@@ -266,28 +377,17 @@ def summarise_offline(
                 goals.append(GoalTouched(goal=goal.goal, progress=evidence.text))
         progress = detect_progress(memory.open_commitments, segments, session_id)
         for index, (verdict, _) in sorted(progress.items()):
-            moved.append(f"{memory.open_commitments[index].what} ({verdict})")
-        still_open = [c for i, c in enumerate(memory.open_commitments) if i not in progress]
+            moved.append((memory.open_commitments[index].what, verdict))
+        still_open = [c for i, c in enumerate(memory.open_commitments)
+                      if i not in progress or progress[i][0] == "open"]
     for sentence in clients_words:
         match = _GOAL.search(sentence.text)
         if match and not any(g.goal == _clause(match.group("goal")) for g in goals):
             goals.append(GoalTouched(goal=_clause(match.group("goal")), progress=None))
 
-    minutes = round((segments[-1].end - segments[0].start) / 60) if segments else 0
-    overview = [f"A {minutes}-minute session." if minutes else "A short session."]
-    if themes:
-        overview.append("Talked about " + ", ".join(themes[:3]) + ".")
-    if moved:
-        overview.append("Since last time: " + "; ".join(moved) + ".")
-    overview.append(
-        f"{len(commitments)} commitment{'s' * (len(commitments) != 1)}, "
-        f"{len(homework)} homework item{'s' * (len(homework) != 1)}"
-        + (f" and {len(threads)} open thread{'s' * (len(threads) != 1)}." if threads else ".")
-    )
-    overview.append("(Basic summary: made by phrase matching, without an AI model.)")
-
+    overview = _overview(said, coach, themes, decisions, commitments, homework, threads, moved)
     client = ClientSummary(
-        overview=" ".join(overview),
+        overview=overview,
         themes=themes,
         insights=insights,
         decisions=decisions,

@@ -31,6 +31,7 @@ class Commitment(_Strict):
     who: str = Field(description="Who will do it: the client, the coach, or a name")
     by_when: str | None = Field(description="When it is due, as said (e.g. 'by Friday'), or null")
     source_timestamp: float = Field(description="Seconds: the transcript line where it was said")
+    tentative: bool = Field(default=False, description="True when it was hedged ('I might', 'I'll try to')")
 
 
 class Decision(_Strict):
@@ -134,9 +135,13 @@ def _supported(timestamp: float | None, text: str, segments: Sequence[Segment], 
     if timestamp is None:
         return False
     words = content_words(text)
-    for segment in segments:
+    for index, segment in enumerate(segments):
         if segment.start - tolerance <= timestamp <= segment.end + tolerance:
-            if words & content_words(segment.text):
+            # The sentence may run on into the next segment: engines cut mid-sentence.
+            said = segment.text
+            if index + 1 < len(segments) and segments[index + 1].speaker == segment.speaker:
+                said += " " + segments[index + 1].text
+            if words & content_words(said):
                 return True
     return False
 

@@ -1,0 +1,201 @@
+"""The offline engine reads a commitment in its conversation, and the memory follows it.
+
+Each test is a short conversation of its own (not the speech scripts, not bench/coaching/):
+a plan taken back, a hedge, small talk, a pronoun, a parked topic, a sentence cut across
+two segments, and later sessions that report an item done, not yet done, or dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from workers.summaries.memory import ClientMemory, briefing_items, update_memory
+from workers.summaries.offline import summarise_offline
+from workers.transcription import Segment
+
+COACH, CLIENT = "Noor", "Tobias"
+
+
+def talk(*turns: str, start: float = 0.0) -> list[Segment]:
+    """Alternating turns, coach first, ten seconds each."""
+    return [Segment(start + 10.0 * i, start + 10.0 * i + 8, text, COACH if i % 2 == 0 else CLIENT)
+            for i, text in enumerate(turns)]
+
+
+def summary(segments, memory=None, session_id="s1"):
+    return summarise_offline(segments, memory=memory, coach_labels=(COACH, "Coach"),
+                             session_id=session_id, people=(CLIENT, COACH))
+
+
+def said(client) -> list[str]:
+    return [c.what for c in client.commitments]
+
+
+def test_a_commitment_taken_back_later_in_the_session_is_not_shown():
+    segments = talk(
+        "What would you like to focus on today?",
+        "The job search, mostly. It has stalled since the spring.",
+        "What is one thing you will do this week?",
+        "I'll ring the recruiter from Halden tomorrow morning.",
+        "What else is on your list?",
+        "I'm going to rewrite my portfolio page by Sunday.",
+        "How does that feel?",
+        "Actually, no, I won't ring the recruiter after all. She only has sales roles.",
+    )
+    client, _ = summary(segments)
+    assert not any("recruiter" in what for what in said(client))
+    assert any("portfolio page" in what for what in said(client))
+
+
+def test_scratch_that_takes_back_the_plan_just_said():
+    segments = talk(
+        "Where shall we start today?",
+        "With the move to Leeds. I'll tell my landlord on Monday that I'm leaving.",
+        "Okay.",
+        "Scratch that, I need to talk to my partner first.",
+    )
+    client, _ = summary(segments)
+    assert not any("landlord" in what for what in said(client))
+
+
+def test_a_hedged_commitment_is_kept_and_marked_tentative():
+    segments = talk(
+        "What would you like to work on?",
+        "Delegation. I keep doing everything myself.",
+        "What could you hand over?",
+        "I might ask Ingrid to run the Thursday stand-up. And I will send the rota to the team by Friday.",
+    )
+    client, _ = summary(segments)
+    by_what = {c.what: c for c in client.commitments}
+    standup = next(c for what, c in by_what.items() if "stand-up" in what)
+    rota = next(c for what, c in by_what.items() if "rota" in what)
+    assert standup.tentative and not rota.tentative
+
+
+def test_small_talk_plans_are_not_commitments():
+    segments = talk(
+        "Hi Tobias, how was the long weekend?",
+        "Lovely, thanks. We're going to my cousin's wedding on Saturday, and I'll finally watch the last "
+        "episode of that series tonight.",
+        "Sounds fun. So, what would you like to focus on today?",
+        "My manager's feedback. It stung more than I expected.",
+        "What will you do with it?",
+        "I'll book an hour with her next week to go through the feedback.",
+    )
+    client, _ = summary(segments)
+    assert not any("wedding" in what or "episode" in what for what in said(client))
+    assert any("feedback" in what for what in said(client))
+
+
+def test_a_leisure_plan_that_answers_the_coachs_question_is_work():
+    # Wellbeing coaching: a walk is the work when it answers "what will you do".
+    segments = talk(
+        "What would you like to look at today?",
+        "Sleep. I'm wired every night.",
+        "What will you try this week?",
+        "I'll go for a walk after dinner every evening instead of checking email.",
+    )
+    client, _ = summary(segments)
+    assert any("walk" in what for what in said(client))
+
+
+def test_a_pronoun_is_spelled_out_from_the_turn_before():
+    segments = talk(
+        "What would you like to talk about?",
+        "Whether to go for the promotion.",
+        "Have you looked at the team lead opening Kasia mentioned?",
+        "Yes. I'll apply for it by Friday.",
+    )
+    client, _ = summary(segments)
+    apply = next(c for c in client.commitments if c.what.startswith("apply for"))
+    assert "team lead opening" in apply.what and apply.by_when == "by Friday"
+
+
+def test_an_open_thread_names_its_topic():
+    segments = talk(
+        "What's on your mind today?",
+        "Honestly, my sister. Since Dad's funeral we barely speak and it sits with me all week.",
+        "That sounds heavy. We're nearly at time, so shall we come back to that next session?",
+        "Yes please.",
+    )
+    client, _ = summary(segments)
+    assert any("sister" in thread for thread in client.open_threads), client.open_threads
+
+    named = talk("We never really got to the money side of going freelance.", "True, next time.")
+    client, _ = summary(named)
+    assert any("money side" in thread for thread in client.open_threads), client.open_threads
+
+
+def test_a_commitment_split_across_two_segments_keeps_its_citation():
+    segments = [
+        Segment(0.0, 4.0, "What's your next step?", COACH),
+        Segment(5.0, 7.0, "I'll send the", CLIENT),
+        Segment(7.0, 10.0, "budget proposal to Marguerite by Wednesday.", CLIENT),
+    ]
+    client, _ = summary(segments)
+    assert [c.what for c in client.commitments] == ["send the budget proposal to Marguerite by Wednesday"]
+    assert client.commitments[0].source_timestamp == 5.0
+
+
+def test_the_overview_is_a_sentence_to_the_client():
+    segments = talk(
+        "What would you like to focus on today?",
+        "I want to talk about my return to work after the parental leave.",
+        "What will you do first?",
+        "I'll ask my manager for a phased start by the end of the month.",
+    )
+    client, _ = summary(segments)
+    assert client.overview.startswith("You talked about your return to work after the parental leave.")
+    assert "You'll ask your manager for a phased start" in client.overview
+
+
+# --- memory across sessions --------------------------------------------------------------------
+
+FIRST = talk(
+    "What would you like to focus on today?",
+    "The workload. I'm drowning.",
+    "What will you do about it?",
+    "I'll have the conversation with my manager about the workload on Monday.",
+    "What else?",
+    "I'm going to sign up for the evening pottery class, just for me.",
+    "And one more?",
+    "I'll block Friday afternoons for planning.",
+    "Good. For homework, write down each evening one thing you said no to.",
+)
+SECOND = talk(
+    "Last time you were going to talk to your manager. How did it go?",
+    "Yes, I had that conversation on Monday, and she moved two projects off my plate.",
+    "And the pottery class?",
+    "I've decided not to do the pottery class, the timing is wrong.",
+    "And Friday afternoons?",
+    "I didn't get round to blocking them. Still on my list.",
+    start=0.0,
+)
+
+
+def test_later_reports_close_keep_or_drop_earlier_items_with_their_evidence():
+    first, _ = summary(FIRST)
+    memory = update_memory(None, first, "s1", dt.date(2026, 5, 4), FIRST)
+    second, _ = summary(SECOND, memory=memory, session_id="s2")
+    memory = update_memory(memory, second, "s2", dt.date(2026, 5, 18), SECOND)
+    by = {c.what: c for c in memory.commitments}
+    talk_item = next(c for w, c in by.items() if "manager" in w)
+    pottery = next(c for w, c in by.items() if "pottery" in w)
+    friday = next(c for w, c in by.items() if "Friday afternoons" in w)
+    assert talk_item.status == "done" and "I had that conversation" in talk_item.closed_by.text
+    assert talk_item.closed_by.session_id == "s2" and talk_item.closed_by.timestamp == 10.0
+    assert pottery.status == "dropped" and pottery.closed_by.timestamp == 30.0
+    assert friday.status == "open" and "didn't get round" in friday.last_update.text
+
+    # The briefing lists only what is open: the Friday blocks and the homework.
+    listed = [c.what for c in briefing_items(memory)]
+    assert len(listed) == 2
+    assert any("Friday afternoons" in w for w in listed) and any("said no to" in w for w in listed)
+
+
+def test_themes_are_merged_across_sessions():
+    tier, _ = summary(talk("What shall we look at?", "The promotion. The promotion panel is in May."))
+    memory = update_memory(ClientMemory(), tier.model_copy(update={"themes": ["promotion panel"]}), "s1",
+                           None, [])
+    memory = update_memory(memory, tier.model_copy(update={"themes": ["promotion"]}), "s2", None, [])
+    assert [(t.name, t.session_ids) for t in memory.themes] == [("promotion panel", ["s1", "s2"])]

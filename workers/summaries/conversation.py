@@ -1,0 +1,167 @@
+"""Reading a commitment in its conversation: hedged, taken back, or only small talk.
+
+A phrase like "I'll call the recruiter" is a commitment only in context. The client may hedge
+it ("I might…"), take it back minutes later ("actually, scratch that"), or say it about their
+weekend while the coach is still asking how the holiday went. These checks look at the
+sentences around a commitment; the offline engine applies them, and the memory and the
+briefing only ever see what survives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from workers.summaries.text import STOPWORDS, Sentence, content_words
+
+_HEDGE = re.compile(
+    r"\b(?:might|may|maybe|perhaps|probably|hopefully|possibly|try to|try and|see if|if I (?:can|get|have|find)|"
+    r"if there'?s time|I think I'?ll|I guess I'?ll|ideally)\b",
+    re.I,
+)
+
+# Taking back what was just said, pointing at it rather than naming it.
+_TAKE_BACK = re.compile(
+    r"\b(?:scratch that|forget (?:that|it|I said that|what I said)|strike that|I take (?:that|it) back|"
+    r"never ?mind|on second thoughts?|second thoughts|not realistic|that'?s not going to happen|"
+    r"cross that (?:off|out)|ignore (?:that|what I said))\b",
+    re.I,
+)
+# Saying one will not do something after all; tied to a commitment by the words they share.
+_WONT = re.compile(
+    r"\b(?:I|we)\s*(?:won'?t|will not|(?:'m|am|are|'re) not (?:going to|gonna)|(?:don'?t|do not) think I'?ll|"
+    r"(?:'m|am) not (?:doing|going to do)|(?:'ll|will) (?:skip|leave|drop|hold off on)|shouldn'?t|"
+    r"(?:'d|would) rather not|(?:'m|am) dropping|(?:'m|am) not sure I'?ll)\b|"
+    r"\bforget (?:about )?(?:the|my)\b|\b(?:drop|scrap|skip) the\b|\bafter all\b",
+    re.I,
+)
+
+
+def tentative(text: str) -> bool:
+    """Whether a commitment's sentence hedges it ("I might…", "I'll try to…", "probably")."""
+    return bool(_HEDGE.search(text))
+
+
+def taken_back(said: Sequence[Sentence], index: int, what: str, *, horizon: int = 12) -> bool:
+    """Whether the speaker of sentence `index` takes back the commitment `what` later on.
+
+    A pointing retraction ("scratch that", "on second thought…") takes back the speaker's
+    last commitment when it comes in their next few sentences with nothing else promised in
+    between; a named one ("I won't call the recruiter after all") takes back any earlier
+    commitment it shares two content words with (one, for a short commitment).
+    """
+    speaker = said[index].speaker
+    wanted = content_words(what)
+    own_sentences = 0
+    for later in said[index + 1: index + 1 + horizon]:
+        if later.speaker != speaker:
+            continue
+        own_sentences += 1
+        shared = len(wanted & content_words(later.text))
+        if _TAKE_BACK.search(later.text) and (own_sentences <= 2 or shared):
+            return True
+        if _WONT.search(later.text) and shared >= min(2, len(wanted)):
+            return True
+    return False
+
+
+# What people plan outside the work: said while the coach is still catching up, or about leisure.
+_LEISURE = re.compile(
+    r"\b(?:weekend|holiday|vacation|dinner|barbecue|party|birthday|match|football|game|film|movie|"
+    r"cinema|series|episode|concert|festival|restaurant|pizza|takeaway|beach|picnic|camping|"
+    r"garden(?:ing)?|bake|cake|wedding|anniversary|cousins?|grandma|granny|nephew|niece|"
+    r"trip|flight|hotel|museum|shopping|pub|drinks|brunch|season|tickets?)\b",
+    re.I,
+)
+# The coach turning to the session's work; what comes before it is catching up.
+_AGENDA = re.compile(
+    r"\b(?:what would you like to (?:focus on|work on|talk about|look at|bring)|what do you want to "
+    r"(?:focus on|work on|talk about|get out of)|where (?:shall|should|would you like to|do you want to) "
+    r"(?:we )?start|what'?s on your mind|what shall we (?:work on|look at|focus on)|let'?s (?:get started|dive in|"
+    r"start with|turn to|get into it|get to work|look at)|shall we (?:get started|start|begin|dive in|get into)|"
+    r"what would make (?:today|this session)|last time (?:you|we)|how did (?:it|the) .* go|"
+    r"(?:since|from) (?:last time|our last session))\b",
+    re.I,
+)
+# The coach asking what the client will do: the answer is work, whatever it is about.
+_ACTION_QUESTION = re.compile(
+    r"\b(?:what will you|what are you going to|what'?s (?:one|the first|your next|the next)|"
+    r"what could you|what would you (?:like to )?(?:do|try|commit)|next step|by when|when will you|"
+    r"how will you|what can you|what do you want to do|which (?:one|of those) will you|commit to)\b",
+    re.I,
+)
+
+
+def work_starts(said: Sequence[Sentence], coach: set[str]) -> int:
+    """The index of the first sentence of the session's work: the coach's first turn to the
+    agenda, or 0 when no such turn is found (then everything is read as work)."""
+    for index, sentence in enumerate(said):
+        if sentence.speaker and sentence.speaker.lower() in coach and _AGENDA.search(sentence.text):
+            return index
+    return 0
+
+
+def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from: int,
+               work_words: set[str]) -> bool:
+    """Whether the plan said in sentence `index` is small talk, not a coaching commitment.
+
+    Work, whatever it is about: an answer to the coach's question about what the client will
+    do. Small talk: a plan said before the coach turns to the work, or a plan about leisure
+    that shares no word with what the session's work is about (`work_words`).
+    """
+    for before in reversed(said[max(0, index - 3): index]):
+        if before.speaker and before.speaker.lower() in coach:
+            if _ACTION_QUESTION.search(before.text):
+                return False
+            break
+    if index < work_from:
+        return True
+    sentence = said[index].text
+    return bool(_LEISURE.search(sentence)) and not (content_words(sentence) & work_words)
+
+
+# A bare object pronoun: "apply for it", "send that by Friday"; not "that I", not "this week".
+_PRONOUN_OBJECT = re.compile(
+    r"(?<![-\w])(?:it|that|this|them|those)(?=\s*$|\s*[,.;]|\s+(?:by|on|before|after|to|for|with|next|"
+    r"tomorrow|today|tonight|later|again|first|and|when|over|up|out|in|off|back)\b)", re.I)
+_DETERMINER = frozenset("the your my a an that this our their his her".split())
+
+
+def _noun_phrases(text: str) -> list[str]:
+    """Determiner-led phrases of up to four words that carry meaning: "the team lead opening"."""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", text)
+    out = []
+    for i, word in enumerate(words):
+        if word.lower() not in _DETERMINER:
+            continue
+        phrase = [word]
+        for follower in words[i + 1: i + 5]:
+            if follower.lower() in STOPWORDS or (follower[0].isupper() and len(phrase) > 1):
+                break
+            phrase.append(follower)
+        if len(phrase) > 1 and content_words(" ".join(phrase[1:])) - {"time", "way"}:
+            out.append(" ".join(phrase))
+    return out
+
+
+_SWAP = {"your": "my", "yours": "mine", "my": "your"}
+
+
+def spell_out(what: str, said: Sequence[Sentence], index: int) -> str:
+    """`what` with a bare "it"/"that"/"them" replaced by what it refers to in the sentences
+    just before, so a commitment can be recognised later ("apply for it" → "apply for the
+    team lead role"). Unchanged when the pronoun has no clear antecedent."""
+    match = _PRONOUN_OBJECT.search(what)
+    if not match or match.start() == 0:
+        return what
+    speaker = said[index].speaker
+    for before in reversed(said[max(0, index - 3): index + 1]):
+        text = before.text if before is not said[index] else before.text[: before.text.lower().find(what.lower()[:20])]
+        phrases = _noun_phrases(text)
+        if phrases:
+            phrase = phrases[-1]
+            if before.speaker != speaker:
+                first, _, rest = phrase.partition(" ")
+                phrase = f"{_SWAP.get(first.lower(), first)} {rest}".strip()
+            return what[: match.start()] + phrase + what[match.end():]
+    return what
