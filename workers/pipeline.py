@@ -182,7 +182,7 @@ def transcribe_session(session_id: str) -> str:
                 audit.record(db, "system", "session.transcribing", f"session:{session_id}",
                              coach_id=coach.id, engine=engine)
             job = _TranscriptionJob(session_id, session.client_id, coach.name, engine,
-                                    platform_vtt, assets)
+                                    platform_vtt, assets, vocabulary=_vocabulary(db, coach, session))
     if after:
         enqueue_advance(rt, session_id)
         return "already transcribed"
@@ -213,9 +213,23 @@ def _engine_for(settings, coach, session, platform_available: bool) -> str:
     return "local" if engine == "platform" and not platform_available else engine
 
 
+def _vocabulary(db, coach, session) -> tuple[list[str], list[str]]:
+    """(names, topics) Whisper should know: the coach, the client, and from the client's
+    memory the people they talk about and their recurring themes."""
+    client = q.client_of(db, coach.id, session.client_id)
+    names = [n for n in (coach.name, client.name if client else None) if n]
+    row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach.id,
+                                             ClientMemory.client_id == session.client_id)).first()
+    data = (row.data if row else None) or {}
+    names += list(data.get("people") or [])
+    topics = [t["name"] for t in data.get("themes") or [] if len(t.get("session_ids") or []) >= 2]
+    return names, topics
+
+
 class _TranscriptionJob:
-    def __init__(self, session_id, client_id, coach_name, engine, platform_vtt, assets):
+    def __init__(self, session_id, client_id, coach_name, engine, platform_vtt, assets, vocabulary=((), ())):
         self.session_id, self.client_id, self.coach_name = session_id, client_id, coach_name
+        self.names, self.topics = vocabulary
         self.engine, self.platform_vtt = engine, platform_vtt
         self.tracks = [a for a in assets if a.kind == "participant_audio"]
         self.main = next((a for kind in ("audio", "video") for a in assets if a.kind == kind), None)
@@ -244,7 +258,7 @@ class _TranscriptionJob:
         with rt.vault.open_file(asset.object_key) as media:
             if self.engine == "openai":
                 return _openai_transcriber(rt).transcribe(media)
-            return _local_transcriber(rt).transcribe(media)
+            return _local_transcriber(rt).transcribe(media, names=self.names, topics=self.topics)
 
 
 _local_cache: dict = {}

@@ -19,7 +19,8 @@ from workers.summaries.schema import ClientTier
 from workers.summaries.text import content_words, normalise, sentences, stem
 from workers.transcription import Segment
 
-MAX_CLOSED_COMMITMENTS = 50  # closed ones are history; keep the memory (and the prompt) small
+MAX_CLOSED_COMMITMENTS = 50
+MAX_PEOPLE = 30  # closed ones are history; keep the memory (and the prompt) small
 
 
 class Evidence(BaseModel):
@@ -62,6 +63,8 @@ class ClientMemory(BaseModel):
     themes: list[Theme] = Field(default_factory=list)
     goals: list[Goal] = Field(default_factory=list)
     last_open_threads: list[str] = Field(default_factory=list)
+    # People the client talks about, so the next transcription can spell them right.
+    people: list[str] = Field(default_factory=list)
     last_session_id: str | None = None
     last_session_date: dt.date | None = None
     session_ids: list[str] = Field(default_factory=list)
@@ -187,6 +190,27 @@ def _theme_key(name: str) -> str:
     return " ".join(stem(w) for w in re.findall(r"[a-z']+", name.lower()))
 
 
+_NOT_A_NAME = frozenset(
+    """I I'm I'll I've I'd OK Okay Monday Tuesday Wednesday Thursday Friday Saturday Sunday January
+    February March April May June July August September October November December English God Dad
+    Mum Mom Coach Client""".split()
+)
+
+
+def people_named(segments: Sequence[Segment]) -> list[str]:
+    """Capitalised words said mid-sentence, as names are: "I asked Priya", "with Tomasz"."""
+    found = []
+    for segment in segments:
+        for sentence in re.split(r"(?<=[.!?])\s+", segment.text):
+            words = sentence.split()
+            for word in (w.strip(".,;:!?\"()") for w in words[1:]):  # the first word is capitalised anyway
+                word = word[:-2] if word.endswith("'s") else word
+                if re.fullmatch(r"[A-Z][a-z]+(?:-[A-Z][a-z]+)?", word) and word not in _NOT_A_NAME \
+                        and word not in found:
+                    found.append(word)
+    return found
+
+
 def _same_theme(a: str, b: str) -> bool:
     """One theme when the words of one name are all in the other ("promotion", "the promotion case")."""
     wa, wb = set(a.split()), set(b.split())
@@ -263,6 +287,10 @@ def update_memory(
             goal.progress.append(GoalProgress(session_id=session_id, session_date=session_date, note=touched.progress))
 
     memory.last_open_threads = list(summary.open_threads)
+    for name in people_named(segments):
+        if name not in memory.people:
+            memory.people.append(name)
+    memory.people = memory.people[-MAX_PEOPLE:]
     memory.last_session_id = session_id
     memory.last_session_date = session_date
     memory.session_ids.append(session_id)

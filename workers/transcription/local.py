@@ -14,6 +14,7 @@ import importlib.resources
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,40 @@ def load_model(model: str | None = None, *, device: str | None = None, compute_t
         return loaded
 
 
+def vocabulary_prompt(names: Sequence[str], topics: Sequence[str]) -> str | None:
+    """The words Whisper should know before it hears them, as one short prompt, or None."""
+    words, seen = [], set()
+    for word in [*names, *topics]:
+        word = " ".join(str(word).split())
+        if word and word.lower() not in seen:
+            seen.add(word.lower())
+            words.append(word)
+    # Whisper's prompt holds 223 tokens; a few dozen names and themes stay well inside it.
+    text = ", ".join(words)[:400]
+    return text or None
+
+
+def split_at_pauses(piece, pause: float) -> list[Segment]:
+    """A Whisper segment as one or more segments, cut where the words stop for `pause` seconds."""
+    words = list(piece.words or [])
+    if not words:
+        text = piece.text.strip()
+        return [Segment(round(float(piece.start), 3), round(float(piece.end), 3), text)] if text else []
+    groups, current = [], [words[0]]
+    for word in words[1:]:
+        if word.start - current[-1].end >= pause:
+            groups.append(current)
+            current = []
+        current.append(word)
+    groups.append(current)
+    out = []
+    for group in groups:
+        text = "".join(w.word for w in group).strip()
+        if text:
+            out.append(Segment(round(float(group[0].start), 3), round(float(group[-1].end), 3), text))
+    return out
+
+
 class LocalWhisper:
     """faster-whisper on this machine. `model`: a directory, a model name, or None (packaged)."""
 
@@ -129,6 +164,7 @@ class LocalWhisper:
         vad_filter: bool = True,
         word_timestamps: bool = True,
         chunk_seconds: float = 300.0,
+        split_pause: float = 1.0,
     ):
         self.model_name = model or PACKAGED_MODEL
         self.device = device
@@ -143,22 +179,32 @@ class LocalWhisper:
         self.word_timestamps = word_timestamps
         # Five minutes of samples is 19 MB, and Whisper's features for them about as much again.
         self.chunk_seconds = chunk_seconds
+        # Whisper joins speech across a pause into one segment; on a participant's own track
+        # that pause is the other person talking, and merging by time would put their turn
+        # after the whole segment. Segments are cut where the words stop this long.
+        self.split_pause = split_pause
 
     @property
     def model(self):
         return load_model(self.model_name, device=self.device, compute_type=self.compute_type)
 
-    def transcribe(self, audio, language: str | None = None) -> TranscriptResult:
+    def transcribe(self, audio, language: str | None = None, *, names: Sequence[str] = (),
+                   topics: Sequence[str] = ()) -> TranscriptResult:
         """Transcribe a recording: a seekable file object or path of any media PyAV reads, or
         16 kHz mono float32 samples. Long recordings go through Whisper in chunks of at most
-        `chunk_seconds`, cut at silences, so memory stays flat in the recording's length."""
+        `chunk_seconds`, cut at silences, so memory stays flat in the recording's length.
+
+        `names` (the coach's, the client's, people the client talks about) and `topics` (the
+        client's recurring themes) are given to Whisper as hotwords, so a name it has never
+        heard is spelled as the coach spells it."""
+        vocabulary = vocabulary_prompt(names, topics)
         blocks = blocks_of(audio)
         model = self.model
         if language and not model.model.is_multilingual and language != "en":
             language = None  # an English-only model would refuse; let it transcribe as English
         pieces = []
         for chunk in iter_chunks(blocks, self.chunk_seconds):
-            segments, heard = self._transcribe_samples(model, chunk.samples, language)
+            segments, heard = self._transcribe_samples(model, chunk.samples, language, vocabulary)
             # The first chunk that has speech decides the language for the rest, so one
             # quiet or odd chunk cannot switch a session's language halfway.
             if segments and language is None:
@@ -167,7 +213,7 @@ class LocalWhisper:
             chunk.samples = None  # transcribed: let the samples go before the next chunk
         return TranscriptResult(segments=stitch(pieces), engine=self.engine, language=language)
 
-    def _transcribe_samples(self, model, samples: np.ndarray, language: str | None):
+    def _transcribe_samples(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None = None):
         if not len(samples):
             return [], language
         pieces, info = model.transcribe(
@@ -176,10 +222,10 @@ class LocalWhisper:
             beam_size=self.beam_size,
             vad_filter=self.vad_filter,
             word_timestamps=self.word_timestamps,
+            # As hotwords the vocabulary is in front of every 30-second window, not only the first.
+            hotwords=vocabulary,
         )
-        segments = [
-            Segment(round(float(p.start), 3), round(float(p.end), 3), p.text.strip())
-            for p in pieces
-            if p.text.strip()
-        ]
+        segments = []
+        for piece in pieces:
+            segments += split_at_pauses(piece, self.split_pause)
         return segments, info.language
