@@ -43,6 +43,7 @@ import time
 import wave
 from pathlib import Path
 
+import jiwer
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,23 +313,13 @@ def words_of(text: str) -> list[str]:
 
 def align(ref: list[str], hyp: list[str]) -> tuple[int, list[tuple[int, int]]]:
     """Edit distance and the (ref index, hyp index) pairs aligned as equal or substituted."""
-    n, m = len(ref), len(hyp)
-    d = np.zeros((n + 1, m + 1), np.int32)
-    d[:, 0] = np.arange(n + 1)
-    d[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
-    pairs, i, j = [], n, m
-    while i and j:
-        if d[i, j] == d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
-            pairs.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif d[i, j] == d[i - 1, j] + 1:
-            i -= 1
-        else:
-            j -= 1
-    return int(d[n, m]), pairs[::-1]
+    if not ref or not hyp:
+        return max(len(ref), len(hyp)), []
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    pairs = [(chunk.ref_start_idx + k, chunk.hyp_start_idx + k)
+             for chunk in out.alignments[0] if chunk.type in ("equal", "substitute")
+             for k in range(chunk.ref_end_idx - chunk.ref_start_idx)]
+    return out.substitutions + out.deletions + out.insertions, pairs
 
 
 def score_words(t: Tally, e, s, heard: Heard) -> None:

@@ -19,8 +19,8 @@ from workers.summaries.schema import ClientTier
 from workers.summaries.text import content_words, normalise, sentences, stem
 from workers.transcription import Segment
 
-MAX_CLOSED_COMMITMENTS = 50
-MAX_PEOPLE = 30  # closed ones are history; keep the memory (and the prompt) small
+MAX_CLOSED_COMMITMENTS = 50  # closed ones are history; keep the memory (and the prompt) small
+MAX_PEOPLE = 30  # enough names for Whisper's prompt, which holds a few dozen
 
 
 class Evidence(BaseModel):
@@ -133,10 +133,6 @@ def _verdict(text: str, asked: bool) -> Verdict | None:
     return None
 
 
-def _words_of(commitment: TrackedCommitment) -> set[str]:
-    return content_words(commitment.what)
-
-
 def detect_progress(
     commitments: Sequence[TrackedCommitment], segments: Sequence[Segment], session_id: str
 ) -> dict[int, tuple[Verdict, Evidence]]:
@@ -164,7 +160,7 @@ def detect_progress(
             continue
         scores = []
         for index, commitment in enumerate(commitments):
-            wanted = _words_of(commitment)
+            wanted = content_words(commitment.what)
             shared = len(wanted & (context | content_words(text)))
             if shared and shared >= min(2, len(wanted)):
                 scores.append((shared, index))

@@ -296,12 +296,15 @@ _FOCUS = re.compile(
 _VERDICT_WORDS = {"done": "done", "dropped": "decided against", "open": "not done yet"}
 
 
+_SECOND_PERSON = {"my": "your", "myself": "yourself", "i": "you", "me": "you", "mine": "yours", "i'm": "you're",
+                  "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}
+# Longest first, so "I'm" is swapped whole rather than as "I" + "'m".
+_FIRST_PERSON = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _SECOND_PERSON), key=len, reverse=True)) + r")\b", re.I)
+
+
 def _you(text: str) -> str:
     """A client's first-person words addressed back to them: "my manager" → "your manager"."""
-    swaps = {"my": "your", "myself": "yourself", "i": "you", "me": "you", "mine": "yours", "i'm": "you're",
-             "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}
-    return re.sub(r"\b(?:my|myself|I|me|mine|I'm|I've|I'll|I'd)\b",
-                  lambda m: swaps[m.group(0).lower()], text)
+    return _FIRST_PERSON.sub(lambda m: _SECOND_PERSON[m.group(0).lower()], text)
 
 
 def _overview(said, coach, themes, decisions, commitments, homework, threads, moved) -> str:
