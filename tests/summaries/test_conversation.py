@@ -149,6 +149,74 @@ def test_the_overview_is_a_sentence_to_the_client():
     assert "You'll ask your manager for a phased start" in client.overview
 
 
+def test_a_plan_taken_back_two_turns_later_by_pointing_at_it_is_not_shown():
+    segments = talk(
+        "What would help with the evenings?",
+        "I'll sell the television. Just get it out of the house.",
+        "How would the rest of the family take that?",
+        "Well, my son watches the football on it. Every weekend.",
+        "So there would be a cost.",
+        "Yes. Actually, scratch that, that's not fair on him. I'll move it out of the bedroom tonight instead.",
+    )
+    client, _ = summary(segments)
+    assert not any("sell" in what for what in said(client))
+    assert any("out of the bedroom" in what for what in said(client))
+
+
+def test_a_retraction_naming_what_the_coach_asked_about_takes_the_plan_back():
+    # The plan names the person ("Ines"), the retraction her role ("the headhunter"): the
+    # coach's question joins the two.
+    segments = talk(
+        "What would you like to focus on?",
+        "Whether to stay at the agency.",
+        "And the headhunter, Ines? What about her?",
+        "I'll ring Ines on Thursday and ask what the salary is.",
+        "What do you hope to learn?",
+        "Hm. You know, I don't think I'll ring the headhunter after all. I want to give this place a real go.",
+    )
+    client, _ = summary(segments)
+    assert not any("Ines" in what or "headhunter" in what for what in said(client))
+
+
+def test_what_the_coach_promises_is_written_with_the_clients_name_and_said_once():
+    segments = talk(
+        "There's a short book on negotiating I like. I'll send you that book after the session.",
+        "Thank you.",
+        "So, to recap: you'll speak to the board. And I'll send you the book.",
+    )
+    client, _ = summarise_offline(segments, coach_labels=(COACH, "Coach"), people=(CLIENT, COACH),
+                                  client_name=CLIENT)
+    coach_owned = [c for c in client.commitments if c.who == COACH]
+    assert [c.what for c in coach_owned] == ["send Tobias that book after the session"]
+
+
+def test_a_pronoun_takes_the_thing_introduced_not_a_question_about_it():
+    segments = talk(
+        "What's on your mind?",
+        "There's a research fellowship that just opened at the university. It's a long shot.",
+        "What's the deadline on that?",
+        "The end of May. You know what, I'll apply for it by the end of May.",
+    )
+    client, _ = summary(segments)
+    assert said(client) == ["apply for the research fellowship by the end of May"]
+
+
+def test_homework_asked_as_a_question_and_one_more_straight_after_are_both_kept():
+    segments = talk(
+        "So, between now and next time, could you keep a list of the tasks you took on without being asked?",
+        "Okay.",
+        "Your experiment for the fortnight is one evening a week with no work email.",
+        "Fine.",
+        "And one more, if you're up for it. Alongside that, could you note how you slept each morning?",
+    )
+    client, _ = summary(segments)
+    tasks = [h.task for h in client.homework]
+    assert len(tasks) == 3
+    assert tasks[0].startswith("keep a list of the tasks") and not tasks[0].endswith("?")
+    assert tasks[1] == "one evening a week with no work email"
+    assert tasks[2].startswith("note how you slept")
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(
@@ -169,6 +237,9 @@ SECOND = talk(
     "I've decided not to do the pottery class, the timing is wrong.",
     "And Friday afternoons?",
     "I didn't get round to blocking them. Still on my list.",
+    # Answering what the coach just said, not a question; partly done is still open.
+    "Let's look at the homework, the things you said no to each evening.",
+    "I wrote down three evenings. I still want to do one more week of it.",
     start=0.0,
 )
 
@@ -186,6 +257,8 @@ def test_later_reports_close_keep_or_drop_earlier_items_with_their_evidence():
     assert talk_item.closed_by.session_id == "s2" and talk_item.closed_by.timestamp == 10.0
     assert pottery.status == "dropped" and pottery.closed_by.timestamp == 30.0
     assert friday.status == "open" and "didn't get round" in friday.last_update.text
+    homework = next(c for c in memory.commitments if c.kind == "homework")
+    assert homework.status == "open" and "one more" in homework.last_update.text
 
     # The briefing lists only what is open: the Friday blocks and the homework.
     listed = [c.what for c in briefing_items(memory)]

@@ -32,7 +32,7 @@ _WONT = re.compile(
     r"\b(?:I|we)\s*(?:won'?t|will not|(?:'m|am|are|'re) not (?:going to|gonna)|(?:don'?t|do not) think I'?ll|"
     r"(?:'m|am) not (?:doing|going to do)|(?:'ll|will) (?:skip|leave|drop|hold off on)|shouldn'?t|"
     r"(?:'d|would) rather not|(?:'m|am) dropping|(?:'m|am) not sure I'?ll)\b|"
-    r"\bforget (?:about )?(?:the|my)\b|\b(?:drop|scrap|skip) the\b|\bafter all\b",
+    r"\bforget (?:about )?(?:the|my)\b|\b(?:drop|scrap|skip) the\b|(?:\bnot\b|n't|\bno\b)[^.!?]*\bafter all\b",
     re.I,
 )
 
@@ -42,27 +42,61 @@ def tentative(text: str) -> bool:
     return bool(_HEDGE.search(text))
 
 
-def taken_back(said: Sequence[Sentence], index: int, what: str, *, horizon: int = 12) -> bool:
-    """Whether the speaker of sentence `index` takes back the commitment `what` later on.
+def turn_numbers(said: Sequence[Sentence]) -> list[int]:
+    """For each sentence, the number of the turn it is in (a turn: one speaker's run of sentences)."""
+    out, number = [], -1
+    for position, sentence in enumerate(said):
+        if not position or said[position - 1].speaker != sentence.speaker:
+            number += 1
+        out.append(number)
+    return out
 
-    A pointing retraction ("scratch that", "on second thought…") takes back the speaker's
-    last commitment when it comes in their next few sentences with nothing else promised in
-    between; a named one ("I won't call the recruiter after all") takes back any earlier
-    commitment it shares two content words with (one, for a short commitment).
+
+def prompt_words(said: Sequence[Sentence], index: int) -> set[str]:
+    """The content words of the other person's turn just before sentence `index`: what a
+    commitment answers ("And what about the recruiter, Tom?"), and so part of what it is about."""
+    speaker, words = said[index].speaker, set()
+    position = index - 1
+    while position >= 0 and said[position].speaker == speaker:
+        position -= 1
+    while position >= 0 and said[position].speaker != speaker:
+        words |= content_words(said[position].text)
+        position -= 1
+    return words
+
+
+def withdrawn(said: Sequence[Sentence], candidates: Sequence[tuple[int, str]], *, within_turns: int = 2) -> set[int]:
+    """Which `candidates` ((sentence index, commitment text), in order) are taken back later.
+
+    A pointing retraction ("actually, scratch that", "on second thought…") takes back the
+    speaker's latest commitment when it comes in the rest of that turn or their next
+    `within_turns` turns. A named one ("I don't think I'll call the recruiter after all")
+    takes back an earlier commitment of theirs it shares two content words with, counting
+    the question the commitment answered (one word, for a short commitment).
     """
-    speaker = said[index].speaker
-    wanted = content_words(what)
-    own_sentences = 0
-    for later in said[index + 1: index + 1 + horizon]:
-        if later.speaker != speaker:
+    turn = turn_numbers(said)
+    gone: set[int] = set()
+    for position, sentence in enumerate(said):
+        pointing, named = _TAKE_BACK.search(sentence.text), _WONT.search(sentence.text)
+        if not (pointing or named):
             continue
-        own_sentences += 1
-        shared = len(wanted & content_words(later.text))
-        if _TAKE_BACK.search(later.text) and (own_sentences <= 2 or shared):
-            return True
-        if _WONT.search(later.text) and shared >= min(2, len(wanted)):
-            return True
-    return False
+        own = [k for k, (at, _) in enumerate(candidates)
+               if at < position and said[at].speaker == sentence.speaker and k not in gone]
+        if pointing and own:
+            latest = own[-1]
+            # Their turns alternate with the other person's: two of theirs later is four on.
+            if turn[position] - turn[candidates[latest][0]] <= 2 * within_turns:
+                gone.add(latest)
+                continue
+        if named:
+            said_now = content_words(sentence.text)
+            for k in own:
+                at, what = candidates[k]
+                wanted = content_words(what)
+                shared = wanted & said_now
+                if shared and len(shared | (prompt_words(said, at) & said_now)) >= min(2, len(wanted)):
+                    gone.add(k)
+    return gone
 
 
 # What people plan outside the work: said while the coach is still catching up, or about leisure.
@@ -122,9 +156,15 @@ def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from:
 
 # A bare object pronoun: "apply for it", "send that by Friday"; not "that I", not "this week".
 _PRONOUN_OBJECT = re.compile(
-    r"(?<![-\w])(?:it|that|this|them|those)(?=\s*$|\s*[,.;]|\s+(?:by|on|before|after|to|for|with|next|"
+    r"(?<![-\w])(?:it|that|this|them|those)(?=\s*$|\s*[,.;?!]|\s+(?:by|on|before|after|to|for|with|next|"
     r"tomorrow|today|tonight|later|again|first|and|when|over|up|out|in|off|back)\b)", re.I)
 _DETERMINER = frozenset("the your my a an that this our their his her".split())
+
+
+# Words for when and how, never what "it" is: "the end of May", "the deadline on that".
+_NOT_A_THING = frozenset(content_words(
+    "time way end start beginning middle deadline moment minute hour day week weekend month year "
+    "morning afternoon evening night today tomorrow"))
 
 
 def _noun_phrases(text: str) -> list[str]:
@@ -139,12 +179,13 @@ def _noun_phrases(text: str) -> list[str]:
             if follower.lower() in STOPWORDS or (follower[0].isupper() and len(phrase) > 1):
                 break
             phrase.append(follower)
-        if len(phrase) > 1 and content_words(" ".join(phrase[1:])) - {"time", "way"}:
+        if len(phrase) > 1 and content_words(" ".join(phrase[1:])) - _NOT_A_THING:
             out.append(" ".join(phrase))
     return out
 
 
 _SWAP = {"your": "my", "yours": "mine", "my": "your"}
+_POINTS_BACK = re.compile(r"^(?:it|that|this)(?:'s|'d|'ll| is| was| would| will)\b|" + _PRONOUN_OBJECT.pattern, re.I)
 
 
 def spell_out(what: str, said: Sequence[Sentence], index: int) -> str:
@@ -155,13 +196,22 @@ def spell_out(what: str, said: Sequence[Sentence], index: int) -> str:
     if not match or match.start() == 0:
         return what
     speaker = said[index].speaker
-    for before in reversed(said[max(0, index - 3): index + 1]):
+    for before in reversed(said[max(0, index - 4): index + 1]):
         text = before.text if before is not said[index] else before.text[: before.text.lower().find(what.lower()[:20])]
+        # A sentence that itself points back ("What's the deadline on that?", "It's close")
+        # is about the same thing: its own phrases are not what "it" is.
+        if before is not said[index] and _POINTS_BACK.search(text):
+            continue
         phrases = _noun_phrases(text)
         if phrases:
-            phrase = phrases[-1]
+            # A thing just introduced ("there's a research fellowship at the university") is
+            # what is talked about next; otherwise the nearest phrase.
+            introduced = [p for p in phrases if p.split()[0].lower() in ("a", "an")]
+            first, _, rest = (introduced[0] if introduced else phrases[-1]).partition(" ")
+            first = first.lower()
             if before.speaker != speaker:
-                first, _, rest = phrase.partition(" ")
-                phrase = f"{_SWAP.get(first.lower(), first)} {rest}".strip()
-            return what[: match.start()] + phrase + what[match.end():]
+                first = _SWAP.get(first, first)
+            # "There's a platform lead role…" — "I'll apply for it": the role, by now.
+            first = "the" if first in ("a", "an") else first
+            return what[: match.start()] + f"{first} {rest}" + what[match.end():]
     return what

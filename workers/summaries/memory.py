@@ -91,7 +91,7 @@ _DROPPED = re.compile(
 )
 # Still meant, not done yet: "I didn't get round to it", "it's still on my list", "it slipped".
 _NOT_YET = re.compile(
-    r"\b(?:not yet|haven'?t|hasn'?t|didn'?t|did not|have not|has not|not\b[^.]*\byet|still (?:on my list|need to|to do|working on|haven'?t)|"
+    r"\b(?:not yet|haven'?t|hasn'?t|didn'?t|did not|have not|has not|not\b[^.]*\byet|still (?:on my list|need to|to do|working on|haven'?t|want to|mean to|plan to|going to|have to)|one more|"
     r"slipped|ran out of time|no time|(?:kept )?putting it off|yet to|not quite|half done|"
     r"started (?:on )?it but|only (?:got|managed) (?:halfway|part))\b",
     re.I,
@@ -133,43 +133,61 @@ def _verdict(text: str, asked: bool) -> Verdict | None:
     return None
 
 
+_PRECEDENCE = {"done": 0, "open": 1, "dropped": 2}
+
+
 def detect_progress(
     commitments: Sequence[TrackedCommitment], segments: Sequence[Segment], session_id: str
 ) -> dict[int, tuple[Verdict, Evidence]]:
     """For each commitment (by index) that this transcript reports on, the verdict (done,
     dropped, or still open) and the sentence that says so.
 
-    A report is the client's (or coach's) own statement, read with the question just before
-    it: "Did you talk to Ana about the rota?" — "Yes, I had that conversation on Tuesday."
-    It is tied to the commitment it shares most content words with (two, or one for a short
-    commitment), so one answer closes one commitment. The coach asking is no evidence.
+    A report is someone's own statement, read with the other person's turn just before it,
+    which is what it answers: "And coffee with Leah?" — "I didn't get round to it." It is
+    tied to the commitment it shares most content words with (two, or one for a short
+    commitment), so one answer closes one commitment. Within one answer the more cautious
+    verdict wins ("I asked one… I still want to ask one more" is still open). A question is
+    no evidence.
     """
     said = sentences(segments)
-    best: dict[int, tuple[int, Verdict, Evidence]] = {}
+    turns: list[list[int]] = []
     for position, sentence in enumerate(said):
-        if sentence.text.rstrip().endswith("?"):
-            continue
-        previous = said[position - 1] if position else None
-        asked = bool(previous and previous.speaker != sentence.speaker and previous.text.endswith("?"))
-        context = content_words(sentence.text) | (content_words(previous.text) if asked else set())
-        # A short answer ("Yes.") is judged with the reply's next sentence too.
-        following = said[position + 1] if position + 1 < len(said) and said[position + 1].speaker == sentence.speaker else None
-        text = sentence.text + (" " + following.text if following and len(sentence.text.split()) <= 3 else "")
-        verdict = _verdict(text, asked)
-        if verdict is None:
-            continue
-        scores = []
-        for index, commitment in enumerate(commitments):
-            wanted = content_words(commitment.what)
-            shared = len(wanted & (context | content_words(text)))
-            if shared and shared >= min(2, len(wanted)):
-                scores.append((shared, index))
-        if not scores:
-            continue
-        shared, index = max(scores)
-        if index not in best or shared > best[index][0]:
-            best[index] = (shared, verdict, Evidence(session_id=session_id, timestamp=sentence.start, text=text))
-    return {index: (verdict, evidence) for index, (_, verdict, evidence) in best.items()}
+        if turns and said[turns[-1][-1]].speaker == sentence.speaker:
+            turns[-1].append(position)
+        else:
+            turns.append([position])
+    best: dict[int, tuple[int, int, Verdict, Evidence]] = {}  # index -> (turn, shared, verdict, evidence)
+    for number, turn in enumerate(turns):
+        before = turns[number - 1] if number else []
+        prompt = " ".join(said[p].text for p in before)
+        asked = bool(before)
+        for k, position in enumerate(turn):
+            sentence = said[position]
+            if sentence.text.rstrip().endswith("?"):
+                continue
+            # A short answer ("Yes.") is judged with the reply's next sentence too.
+            following = said[turn[k + 1]] if k + 1 < len(turn) and len(sentence.text.split()) <= 3 else None
+            text = sentence.text + (" " + following.text if following else "")
+            verdict = _verdict(text, asked and k == 0)
+            if verdict is None:
+                continue
+            context = content_words(text) | content_words(prompt)
+            scores = []
+            for index, commitment in enumerate(commitments):
+                wanted = content_words(commitment.what)
+                shared = len(wanted & context)
+                if shared and shared >= min(2, len(wanted)):
+                    scores.append((shared, index))
+            if not scores:
+                continue
+            shared, index = max(scores)
+            held = best.get(index)
+            evidence = Evidence(session_id=session_id, timestamp=sentence.start, text=text)
+            if held is None or shared > held[1] and held[0] != number:
+                best[index] = (number, shared, verdict, evidence)
+            elif held[0] == number and _PRECEDENCE[verdict] > _PRECEDENCE[held[2]]:
+                best[index] = (number, max(shared, held[1]), verdict, evidence)
+    return {index: (verdict, evidence) for index, (_, _, verdict, evidence) in best.items()}
 
 
 # --- the update -------------------------------------------------------------------------------

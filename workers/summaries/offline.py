@@ -40,19 +40,25 @@ _COMMIT = re.compile(
 # Promises that are figures of speech ("I will admit…") or too vague to hold anyone to.
 _NOT_A_PROMISE = re.compile(
     r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|be|have to|need|feel|"
-    r"find|end up|get|lose|not|probably not|regret|forget|miss)\b", re.I)
+    r"find|end up|get|lose|not|probably not|regret|forget|miss|"
+    # Moves in the conversation itself: "we'll come to that", "we'll start there".
+    r"come (?:back )?to|start (?:there|with|by)|get (?:back )?to|stop there|leave it there|wrap up|"
+    r"pick (?:that|this|it) up|talk about (?:that|this|it))\b", re.I)
+# "I don't think I'll…", "I'm not sure I'll…": said, but not promised.
+_DOUBTED = re.compile(r"(?:(?:don'?t|do not|doesn'?t) think|not sure|doubt|no way|not convinced)\W*$", re.I)
 # Hedges and fillers between "I'll" and the verb: kept out of the commitment's text.
 _SOFTENER = re.compile(r"^(?:(?:probably|definitely|also|just|actually|really|maybe|try to|try and|"
                        r"make sure (?:to|I)|finally|then|first)\s+)+", re.I)
 _HOMEWORK_STRONG = re.compile(
     r"\b(?:for (?:your )?homework|as homework|your homework(?: is)?|"
     r"between now and (?:our |the )?next (?:session|time)|before (?:we meet again|our next session|next session|next time)|"
-    r"your (?:assignment|task|challenge|experiment) (?:is|for the week|this week)|this week,? (?:I'?d like you to|I would like you to|try to|practi[cs]e|notice))\b[,:]?\s*",
+    r"your (?:assignment|task|challenge|experiment|homework)(?: for (?:the|this) (?:week|fortnight|month)| this week)?(?: is)?|"
+    r"this week,? (?:I'?d like you to|I would like you to|try to|practi[cs]e|notice))\b[,:]?\s*",
     re.I,
 )
 _HOMEWORK_WEAK = re.compile(
     r"\b(?:I'?d like you to|I would like you to|I want you to|I'?d love (?:for )?you to|I'?d invite you to|"
-    r"(?:could|can|would) you (?:try to|try and|maybe|possibly)?|would you be willing to|see if you can|"
+    r"(?:could|can|would) you(?: try to| try and| maybe| possibly)?|would you be willing to|see if you can|"
     r"your (?:job|task|challenge|experiment|exercise) (?:is )?(?:to )?|try to|try and)\s+",
     re.I,
 )
@@ -64,7 +70,8 @@ _EVERY_DAY = re.compile(
     r"\bin the (?:next|coming) (?:few )?(?:days|weeks?)\b|\bhomework\b",
     re.I,
 )
-_LEAD_IN = re.compile(r"^(?:(?:and|so|then|please|I'?d like you to|I would like you to|I want you to|to|,)\s*)+", re.I)
+_LEAD_IN = re.compile(r"^(?:(?:and|so|then|please|I'?d like you to|I would like you to|I want you to|to|"
+                      r"(?:could|can|would) you|,)\s*)+", re.I)
 _DECISION = re.compile(
     r"\b(?:I've decided|I have decided|I decided|we decided|we've decided|we have decided|we agreed|"
     r"we've agreed|we have agreed|I'm going with|let's go with|the decision is)\b\s*(?:that\s+|to\s+)?(?P<text>.+)",
@@ -121,15 +128,17 @@ def first_of_each(items: list, text_of) -> list:
     return out
 
 
-def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset()) -> list[Commitment]:
+def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
+                     client: str | None = None) -> list[Commitment]:
     """Promises read in their conversation: spelled out, hedged ones marked tentative, the
-    ones taken back later in the session and the plans that are only small talk left out."""
+    ones taken back later in the session and the plans that are only small talk left out.
+    `client`: the client's name, so the coach's "I'll send you…" reads "send Robin…"."""
     work_from = conversation.work_starts(said, coach) if coach else 0
     work_words = set()
     for sentence in said[work_from:]:
         if coach and sentence.speaker and sentence.speaker.lower() in coach:
             work_words |= content_words(sentence.text)
-    found = []
+    found: list[tuple[int, Commitment]] = []
     for index, sentence in enumerate(said):
         if sentence.text.endswith("?"):
             continue
@@ -138,43 +147,76 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset()) ->
             what = _SOFTENER.sub("", raw)
             if _NOT_A_PROMISE.match(what) or len(what.split()) < 2 or not content_words(what):
                 continue
-            if conversation.taken_back(said, index, what):
+            if _DOUBTED.search(sentence.text[: match.start()]):
                 continue
             if coach and conversation.small_talk(said, index, coach, work_from, work_words):
                 continue
             what = conversation.spell_out(what, said, index)
-            when = _WHEN.search(what)
             who = sentence.speaker or "Client"
+            if client and _is_coach(who, coach):
+                what = _to_client(what, client)
             if match.group("who").lower() == "we":
                 who = "both"
+            when = _WHEN.search(what)
             hedged = match.group(0)[: match.start("what") - match.start()] + " " + raw
-            found.append(Commitment(
+            found.append((index, Commitment(
                 what=what, who=who, by_when=when.group(0) if when else None,
                 source_timestamp=sentence.start,
                 tentative=conversation.tentative(hedged) or conversation.tentative(sentence.text[: match.start()][-25:]),
-            ))
-    return found
+            )))
+    gone = conversation.withdrawn(said, [(index, c.what) for index, c in found])
+    return _restated([c for k, (_, c) in enumerate(found) if k not in gone])
+
+
+def _to_client(what: str, client: str) -> str:
+    """The coach's "send you the article" as the client's page and the memory read it."""
+    first = client.split()[0]
+    what = re.sub(r"\byour\b", f"{first}'s", what, flags=re.I)
+    return re.sub(r"\byou\b", first, what, flags=re.I)
+
+
+def _restated(commitments: list[Commitment]) -> list[Commitment]:
+    """Commitments less the ones said again in other words ("And I'll send you the article"
+    in the recap): a later one whose content words are nearly all in an earlier one's."""
+    kept: list[Commitment] = []
+    for commitment in commitments:
+        words = content_words(commitment.what)
+        if not any(len(words & content_words(k.what)) >= max(1, 0.75 * len(words)) and k.who == commitment.who
+                   for k in kept):
+            kept.append(commitment)
+    return kept
+
+
+_ANOTHER = re.compile(r"\b(?:one more|also|alongside|as well|another|and then)\b", re.I)
 
 
 def find_homework(said: Sequence[Sentence]) -> list[Homework]:
-    found = []
+    """What the coach asks the client to do between sessions, said as homework, or as a
+    request with the time between sessions ("this week, could you…"), or as one more
+    request straight after homework was set ("And one more: could you…")."""
+    found, last_set = [], None
     for index, sentence in enumerate(said):
-        if sentence.text.endswith("?") and not re.match(r"(?:could|can|would) you\b", sentence.text, re.I):
+        if sentence.text.endswith("?") and not re.search(r"\b(?:could|can|would) you\b", sentence.text, re.I):
             continue
         strong = _HOMEWORK_STRONG.search(sentence.text)
         weak = _HOMEWORK_WEAK.search(sentence.text) if not strong else None
         # The time between sessions may be set a sentence earlier ("So, before next time…").
         context = sentence.text + " " + (said[index - 1].text if index and said[index - 1].speaker == sentence.speaker else "")
-        if weak and not _EVERY_DAY.search(context):
+        following_on = last_set is not None and index - last_set <= 6 and _ANOTHER.search(context)
+        if weak and not (_EVERY_DAY.search(context) or following_on):
             continue
         match = strong or weak
         if not match:
             continue
-        task = _clause(_LEAD_IN.sub("", sentence.text[match.end():])).rstrip("?")
+        rest = sentence.text[match.end():]
+        if strong and (request := _HOMEWORK_WEAK.match(rest)):
+            rest = rest[request.end():]  # "between now and next time, could you keep a log…"
+        task = _clause(_LEAD_IN.sub("", rest)).rstrip("?")
         if len(task.split()) < 2:
             continue
         when = _WHEN.search(sentence.text)
         found.append(Homework(task=task, due=when.group(0) if when else None, source_timestamp=sentence.start))
+        last_set = index
     return found
 
 
@@ -345,12 +387,14 @@ def summarise_offline(
     coach_labels: Sequence[str] = ("Coach",),
     session_id: str = "this session",
     people: Sequence[str] = (),
+    client_name: str | None = None,
 ) -> tuple[ClientSummary, CoachSummary]:
     """Both tiers, as separate objects, from the transcript alone (and the memory, if any).
 
     `coach_labels`: the speaker labels that are the coach (e.g. "Coach" or the coach's name),
     so the coach's own questions are not read as the client's insights. `people`: names said
     in the session (the client's, the coach's), which are who it was with, not what about.
+    `client_name`: so what the coach promises the client is written with their name.
     """
     said = sentences(segments)
     coach = {label.lower() for label in coach_labels}
@@ -360,7 +404,7 @@ def summarise_offline(
     coaches_words = [s for s in said if _is_coach(s.speaker, coach) or not s.speaker] if coach else said
 
     # Said again later in the session is still one commitment: the first mention is cited.
-    commitments = first_of_each(find_commitments(said, coach), lambda c: c.what)
+    commitments = first_of_each(find_commitments(said, coach, client_name), lambda c: c.what)
     homework = first_of_each(find_homework(coaches_words), lambda h: h.task)
     decisions = first_of_each(find_decisions(said), lambda d: d.text)
     threads = first_of_each(find_open_threads(said), str)
