@@ -6,9 +6,11 @@ carries over:
 
 - the words: `text` (the true words, timed from their word counts, each turn labelled with
   its speaker's name), `mixed` (every turn spoken by espeak-ng, laid end to end as one track
-  and transcribed by the packaged local Whisper, speakers found as a job finds them) or
-  `tracks` (one track per participant, silence where the other one talks, as Zoom's
-  per-participant files; each transcribed and merged);
+  and transcribed word by word by the packaged local Whisper, each word's speaker told by
+  its voice, as a job does), `platform` (the same words, each given its speaker by a
+  platform transcript's cues: the true turns, timed a little off, a fifth of their words
+  missing) or `tracks` (one track per participant, silence where the other one talks, as
+  Zoom's per-participant files; each transcribed and merged);
 - the summary engine (`offline`, or `openai` against OPENAI_BASE_URL, e.g. a llama.cpp server);
 - the memory update and the briefing's open items.
 
@@ -21,7 +23,7 @@ word error rate, speaker accuracy (words of the true transcript whose speaker is
 names heard right. No audio or transcript is written anywhere unless --cache names a folder
 for the (synthetic) transcripts.
 
-    .venv/bin/python bench/summaries.py [--words text,mixed,tracks] [--split tuning,heldout]
+    .venv/bin/python bench/summaries.py [--words text,mixed,platform,tracks] [--split tuning,heldout]
                                         [--engine offline|openai] [--cache DIR] [--show]
                                         [--no-hotwords]
 """
@@ -35,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -114,31 +117,58 @@ def speak(e: coaching_set.Engagement, s: coaching_set.Session):
     return (np.concatenate(mixed), {r: np.concatenate(v) for r, v in tracks.items()}, spans)
 
 
-def transcribed(e, s, mode: str, cache: Path | None, prompt: dict | None = None) -> Heard:
-    """The session as a job would transcribe it from `mode` audio (cached by its recipe)."""
-    from workers.transcription.local import LocalWhisper
-    from workers.transcription.speakers import label_speakers_heuristic, merge_tracks
-    recipe = json.dumps([mode, e.voices, s.turns, prompt], sort_keys=True)
-    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    path = cache / f"{e.name}-{s.id}-{mode}-{key}.json" if cache else None
+def platform_cues(e, s, spans, seed: int = 0) -> list[Segment]:
+    """What a platform's own transcript gives: each turn under its speaker's name, timed a few
+    tenths of a second off, with a fifth of its words missing (their words are worse)."""
+    rng = random.Random(f"{seed}-{s.id}")
+    return [Segment(max(0.0, a + rng.uniform(-0.3, 0.3)), b + rng.uniform(-0.3, 0.3),
+                    " ".join(w for w in text.split() if rng.random() > 0.2), _labels(e)[role])
+            for (role, text), (a, b) in zip(s.turns, spans)]
+
+
+def _cached(path: Path | None, make):
     if path and path.exists():
         data = json.loads(path.read_text())
-        return Heard([Segment.from_dict(d) for d in data["segments"]], [tuple(x) for x in data["spans"]],
-                     data["seconds"])
-    mixed, tracks, spans = speak(e, s)
-    whisper = LocalWhisper()
-    kwargs = dict(prompt or {})  # names= and topics=, as a job passes them
-    started = time.perf_counter()
-    if mode == "mixed":
-        segments = label_speakers_heuristic(whisper.transcribe(mixed, **kwargs).segments, coach_name=e.coach)
-    else:
-        results = [(_labels(e)[role], whisper.transcribe(track, **kwargs).segments) for role, track in tracks.items()]
-        segments = merge_tracks(results)
-    heard = Heard(segments, spans, time.perf_counter() - started)
+        return [Segment.from_dict(d) for d in data["segments"]], [tuple(x) for x in data["spans"]], data["seconds"]
+    segments, spans, seconds = make()
     if path:
-        path.write_text(json.dumps({"segments": [x.to_dict() for x in segments], "spans": spans,
-                                    "seconds": heard.seconds}))
-    return heard
+        path.write_text(json.dumps({"segments": [x.to_dict() for x in segments], "spans": spans, "seconds": seconds}))
+    return segments, spans, seconds
+
+
+def transcribed(e, s, mode: str, cache: Path | None, prompt: dict | None = None) -> Heard:
+    """The session as a job would transcribe it from `mode` audio: `mixed` (one track, each
+    word's speaker from the voices), `platform` (one track, speakers from the platform's
+    transcript) or `tracks` (one per participant). Whisper's output is cached by its recipe."""
+    from workers.transcription.local import LocalWhisper
+    from workers.transcription.speakers import attribute, merge_tracks
+    from workers.transcription.voices import voice_frames
+    source = "tracks" if mode == "tracks" else "words"
+    recipe = json.dumps([source, e.voices, s.turns, prompt], sort_keys=True)
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    path = cache / f"{e.name}-{s.id}-{source}-{key}.json" if cache else None
+    audio = {}
+
+    def heard_by_whisper():
+        audio["mixed"], tracks, spans = speak(e, s)
+        whisper, kwargs = LocalWhisper(), dict(prompt or {})  # names= and topics=, as a job passes them
+        started = time.perf_counter()
+        if source == "tracks":
+            segments = merge_tracks([(_labels(e)[role], whisper.transcribe(track, **kwargs).segments)
+                                     for role, track in tracks.items()])
+        else:
+            segments = whisper.transcribe(audio["mixed"], per_word=True, **kwargs).segments
+        return segments, spans, time.perf_counter() - started
+
+    segments, spans, seconds = _cached(path, heard_by_whisper)
+    if mode == "mixed":
+        mixed = audio.get("mixed")
+        if mixed is None:
+            mixed = speak(e, s)[0]
+        segments = attribute(segments, voices=voice_frames([mixed]), coach_name=e.coach, client_name=e.client)
+    elif mode == "platform":
+        segments = attribute(segments, platform=platform_cues(e, s, spans), coach_name=e.coach, client_name=e.client)
+    return Heard(segments, spans, seconds)
 
 
 # --- matching found items to labelled ones ---------------------------------------------------
@@ -353,7 +383,7 @@ def summarise(engine: str, segments, memory, e, session_id):
             segments, memory, client_name=e.client, coach_name=e.coach)
     from workers.summaries.offline import summarise_offline
     return summarise_offline(segments, memory=memory, coach_labels=(e.coach, "Coach"),
-                             session_id=session_id, people=(e.client, e.coach))
+                             session_id=session_id, people=(e.client, e.coach), client_name=e.client)
 
 
 def run(split: str, mode: str, engine: str, cache: Path | None, show: bool, hotwords: bool = True) -> Tally:
@@ -403,7 +433,7 @@ def report(split: str, mode: str, t: Tally) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--words", default="text", help="text, mixed, tracks (comma-separated)")
+    parser.add_argument("--words", default="text", help="text, mixed, platform, tracks (comma-separated)")
     parser.add_argument("--split", default="tuning,heldout")
     parser.add_argument("--engine", default="offline", choices=("offline", "openai"))
     parser.add_argument("--cache", type=Path, help="keep the synthetic transcripts here between runs")

@@ -181,8 +181,11 @@ def transcribe_session(session_id: str) -> str:
                 sessions.move(db, session, S.transcribing)
                 audit.record(db, "system", "session.transcribing", f"session:{session_id}",
                              coach_id=coach.id, engine=engine)
-            job = _TranscriptionJob(session_id, session.client_id, coach.name, engine,
-                                    platform_vtt, assets, vocabulary=_vocabulary(db, coach, session))
+            client = q.client_of(db, coach.id, session.client_id)
+            job = _TranscriptionJob(session_id, session.client_id, coach.name, engine, assets,
+                                    platform_vtt=platform_vtt if coach.allow_platform_transcript else None,
+                                    client_name=client.name if client else None,
+                                    vocabulary=_vocabulary(db, coach, session, client))
     if after:
         enqueue_advance(rt, session_id)
         return "already transcribed"
@@ -213,10 +216,9 @@ def _engine_for(settings, coach, session, platform_available: bool) -> str:
     return "local" if engine == "platform" and not platform_available else engine
 
 
-def _vocabulary(db, coach, session) -> tuple[list[str], list[str]]:
+def _vocabulary(db, coach, session, client) -> tuple[list[str], list[str]]:
     """(names, topics) Whisper should know: the coach, the client, and from the client's
     memory the people they talk about and their recurring themes."""
-    client = q.client_of(db, coach.id, session.client_id)
     names = [n for n in (coach.name, client.name if client else None) if n]
     row = db.exec(select(ClientMemory).where(ClientMemory.coach_id == coach.id,
                                              ClientMemory.client_id == session.client_id)).first()
@@ -227,21 +229,22 @@ def _vocabulary(db, coach, session) -> tuple[list[str], list[str]]:
 
 
 class _TranscriptionJob:
-    def __init__(self, session_id, client_id, coach_name, engine, platform_vtt, assets, vocabulary=((), ())):
+    def __init__(self, session_id, client_id, coach_name, engine, assets, *, platform_vtt=None,
+                 client_name=None, vocabulary=((), ())):
         self.session_id, self.client_id, self.coach_name = session_id, client_id, coach_name
+        self.client_name = client_name
         self.names, self.topics = vocabulary
         self.engine, self.platform_vtt = engine, platform_vtt
         self.tracks = [a for a in assets if a.kind == "participant_audio"]
         self.main = next((a for kind in ("audio", "video") for a in assets if a.kind == kind), None)
 
     def run(self, rt):
-        from workers.transcription.speakers import label_speakers_heuristic, merge_tracks
-        from workers.transcription.vtt import parse_vtt
+        from workers.transcription.speakers import attribute, label_speakers_heuristic, merge_tracks, resolve_speakers
+        names = (self.coach_name or "Coach", self.client_name or "Client")
         if self.engine == "platform":
-            vtt = b"".join(rt.vault.open(self.platform_vtt.object_key)).decode("utf-8", "replace")
-            segments = parse_vtt(vtt)
+            segments = self._platform(rt)
             if not any(seg.speaker for seg in segments):
-                segments = label_speakers_heuristic(segments, coach_name=self.coach_name)
+                segments = label_speakers_heuristic(segments, coach_name=self.coach_name, names=names)
             return segments, "platform:zoom", None
         if len(self.tracks) >= 2:
             results = [(a.label or f"Speaker {i + 1}", self._transcribe(rt, a))
@@ -250,15 +253,37 @@ class _TranscriptionJob:
             return segments, results[0][1].engine, results[0][1].language
         if self.main is None:
             raise RuntimeError("the session has no audio to transcribe")
-        result = self._transcribe(rt, self.main)
-        return label_speakers_heuristic(result.segments, coach_name=self.coach_name), result.engine, result.language
+        platform = self._platform(rt) if self.platform_vtt else None
+        if self.engine == "openai":
+            result = self._transcribe(rt, self.main)
+            segments = resolve_speakers(result.segments, platform=platform, coach_name=self.coach_name, names=names)
+            return segments, result.engine, result.language
+        # Our words, each given its speaker: from the platform's transcript by time, else from
+        # the two voices in the audio.
+        result = self._transcribe(rt, self.main, per_word=True)
+        voices = None if platform and any(p.speaker for p in platform) else self._voices(rt, self.main)
+        segments = attribute(result.segments, platform=platform, voices=voices,
+                             coach_name=self.coach_name, client_name=self.client_name)
+        return segments, result.engine, result.language
 
-    def _transcribe(self, rt, asset: Asset):
+    def _platform(self, rt):
+        from workers.transcription.vtt import parse_vtt
+        vtt = b"".join(rt.vault.open(self.platform_vtt.object_key)).decode("utf-8", "replace")
+        return parse_vtt(vtt)
+
+    def _transcribe(self, rt, asset: Asset, per_word: bool = False):
         # Decoded straight from the vault's decrypting reader: no plaintext copy on disk.
         with rt.vault.open_file(asset.object_key) as media:
             if self.engine == "openai":
                 return _openai_transcriber(rt).transcribe(media)
-            return _local_transcriber(rt).transcribe(media, names=self.names, topics=self.topics)
+            return _local_transcriber(rt).transcribe(media, names=self.names, topics=self.topics,
+                                                     per_word=per_word)
+
+    def _voices(self, rt, asset: Asset):
+        from workers.transcription.audio import blocks_of
+        from workers.transcription.voices import voice_frames
+        with rt.vault.open_file(asset.object_key) as media:
+            return voice_frames(blocks_of(media))
 
 
 _local_cache: dict = {}
@@ -420,4 +445,4 @@ def _summarise(rt, segments, memory, session_id, coach_name, client_name):
         return summariser.summarise(segments, memory, client_name=client_name, coach_name=coach_name)
     from workers.summaries.offline import summarise_offline
     return summarise_offline(segments, memory=memory, coach_labels=(coach_name, "Coach"),
-                             session_id=session_id, people=(client_name, coach_name))
+                             session_id=session_id, people=(client_name, coach_name), client_name=client_name)

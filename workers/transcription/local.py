@@ -128,15 +128,16 @@ def vocabulary_prompt(names: Sequence[str], topics: Sequence[str]) -> str | None
     return text or None
 
 
-def split_at_pauses(piece, pause: float) -> list[Segment]:
-    """A Whisper segment as one or more segments, cut where the words stop for `pause` seconds."""
+def split_at_pauses(piece, pause: float | None) -> list[Segment]:
+    """A Whisper segment as one or more segments, cut where the words stop for `pause`
+    seconds; with `pause` None, one segment per word."""
     words = list(piece.words or [])
     if not words:
         text = piece.text.strip()
         return [Segment(round(float(piece.start), 3), round(float(piece.end), 3), text)] if text else []
     groups, current = [], [words[0]]
     for word in words[1:]:
-        if word.start - current[-1].end >= pause:
+        if pause is None or word.start - current[-1].end >= pause:
             groups.append(current)
             current = []
         current.append(word)
@@ -189,14 +190,15 @@ class LocalWhisper:
         return load_model(self.model_name, device=self.device, compute_type=self.compute_type)
 
     def transcribe(self, audio, language: str | None = None, *, names: Sequence[str] = (),
-                   topics: Sequence[str] = ()) -> TranscriptResult:
+                   topics: Sequence[str] = (), per_word: bool = False) -> TranscriptResult:
         """Transcribe a recording: a seekable file object or path of any media PyAV reads, or
         16 kHz mono float32 samples. Long recordings go through Whisper in chunks of at most
         `chunk_seconds`, cut at silences, so memory stays flat in the recording's length.
 
         `names` (the coach's, the client's, people the client talks about) and `topics` (the
         client's recurring themes) are given to Whisper as hotwords, so a name it has never
-        heard is spelled as the coach spells it."""
+        heard is spelled as the coach spells it. `per_word`: one segment per word, so each
+        word can be given its own speaker (`speakers.attribute`)."""
         vocabulary = vocabulary_prompt(names, topics)
         blocks = blocks_of(audio)
         model = self.model
@@ -204,7 +206,8 @@ class LocalWhisper:
             language = None  # an English-only model would refuse; let it transcribe as English
         pieces = []
         for chunk in iter_chunks(blocks, self.chunk_seconds):
-            segments, heard = self._transcribe_samples(model, chunk.samples, language, vocabulary)
+            segments, heard = self._transcribe_samples(model, chunk.samples, language, vocabulary,
+                                                       None if per_word else self.split_pause)
             # The first chunk that has speech decides the language for the rest, so one
             # quiet or odd chunk cannot switch a session's language halfway.
             if segments and language is None:
@@ -213,7 +216,8 @@ class LocalWhisper:
             chunk.samples = None  # transcribed: let the samples go before the next chunk
         return TranscriptResult(segments=stitch(pieces), engine=self.engine, language=language)
 
-    def _transcribe_samples(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None = None):
+    def _transcribe_samples(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None,
+                            pause: float | None):
         if not len(samples):
             return [], language
         pieces, info = model.transcribe(
@@ -227,5 +231,5 @@ class LocalWhisper:
         )
         segments = []
         for piece in pieces:
-            segments += split_at_pauses(piece, self.split_pause)
+            segments += split_at_pauses(piece, pause)
         return segments, info.language

@@ -59,7 +59,8 @@ def _asks(text: str) -> bool:
     return "?" in text or bool(_COACH_CUES.search(text))
 
 
-def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = None) -> list[Segment]:
+def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = None,
+                             names: tuple[str, str] = (COACH, CLIENT)) -> list[Segment]:
     """Coach/Client labels by a stated guess, each marked `speaker_guessed=True`.
 
     The heuristic: in coaching the coach asks and the client tells. With unnamed speaker
@@ -67,12 +68,14 @@ def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = N
     or use a coaching phrase ("it sounds like", "what would…", "for homework…") is the Coach
     and every other label the Client; a label equal to `coach_name` is the Coach outright.
     With no labels at all, each segment that asks a question or uses a coaching phrase is the
-    Coach's and every other segment the Client's.
+    Coach's and every other segment the Client's. `names`: what to call the two, when the
+    coach's and the client's names are known.
     """
+    coach_is, client_is = names
     labels = {s.speaker for s in segments if s.speaker}
     if not labels:
         return [
-            dataclasses.replace(s, speaker=COACH if _asks(s.text) else CLIENT, speaker_guessed=True)
+            dataclasses.replace(s, speaker=coach_is if _asks(s.text) else client_is, speaker_guessed=True)
             for s in segments
         ]
     coach_label = None
@@ -87,7 +90,7 @@ def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = N
     return [
         dataclasses.replace(
             s,
-            speaker=COACH if s.speaker == coach_label else CLIENT,
+            speaker=coach_is if s.speaker == coach_label else client_is,
             speaker_guessed=True,
         )
         for s in segments
@@ -99,8 +102,9 @@ def resolve_speakers(
     *,
     platform: list[Segment] | None = None,
     coach_name: str | None = None,
+    names: tuple[str, str] = (COACH, CLIENT),
 ) -> list[Segment]:
-    """Speakers for a transcript from mixed audio: the platform's names when it has any, else the guess.
+    """Speakers for segments from mixed audio: the platform's names when it has any, else the guess.
 
     (With per-participant tracks, use merge_tracks() instead: its labels are exact.)
     """
@@ -108,4 +112,66 @@ def resolve_speakers(
         return segments
     if platform and any(p.speaker for p in platform):
         return names_from_platform(segments, platform)
-    return label_speakers_heuristic(segments, coach_name=coach_name)
+    return label_speakers_heuristic(segments, coach_name=coach_name, names=names)
+
+
+def regroup(words: list[Segment], pause: float = 1.0, longest: float = 30.0) -> list[Segment]:
+    """Words (one segment each, labelled) joined back into segments: a new one where the
+    speaker changes, where the words stop for `pause` seconds, or at a sentence's end once a
+    segment is `longest` seconds long. A word without a speaker takes its neighbour's."""
+    known = next((w.speaker for w in words if w.speaker), None)
+    out: list[Segment] = []
+    for word in words:
+        speaker = word.speaker or (out[-1].speaker if out else known)
+        last = out[-1] if out else None
+        if last and last.speaker == speaker and word.start - last.end < pause \
+                and not (last.text.endswith((".", "?", "!")) and last.end - last.start >= longest):
+            out[-1] = dataclasses.replace(last, end=max(last.end, word.end), text=f"{last.text} {word.text}")
+        else:
+            out.append(dataclasses.replace(word, speaker=speaker))
+    return out
+
+
+def _by_runs(words: list[Segment], pause: float = 0.3) -> list[Segment]:
+    """Each run of words without a pause between them given the speaker most of it is timed
+    under: a platform's cue times are a few tenths of a second off, a turn's words are not."""
+    out, run = [], []
+    for word in [*words, None]:
+        if run and (word is None or word.start - run[-1].end >= pause):
+            weight: dict[str, float] = {}
+            for w in run:
+                if w.speaker:
+                    weight[w.speaker] = weight.get(w.speaker, 0.0) + (w.end - w.start) + 1e-3
+            if weight:
+                chosen = max(sorted(weight), key=weight.get)
+                run = [dataclasses.replace(w, speaker=chosen) for w in run]
+            out += run
+            run = []
+        if word is not None:
+            run.append(word)
+    return out
+
+
+def attribute(
+    words: list[Segment],
+    *,
+    platform: list[Segment] | None = None,
+    voices=None,
+    coach_name: str | None = None,
+    client_name: str | None = None,
+) -> list[Segment]:
+    """A transcript of one mixed track, each word given its speaker, joined into segments.
+
+    Trust in order: the names in the platform's own transcript, by time (its words may be
+    worse than ours, its turns are right); else two voices told apart in the audio
+    (`voices`, from `voices.voice_frames`), the coach among them found by who asks; else the
+    question-asking guess per segment. Guessed speakers are called by the coach's and the
+    client's names when known, and marked guessed.
+    """
+    from workers.transcription.voices import two_voices
+    names = (coach_name or COACH, client_name or CLIENT)
+    if platform and any(p.speaker for p in platform):
+        return regroup(_by_runs(names_from_platform(words, platform)))
+    if voices is not None:
+        return label_speakers_heuristic(regroup(two_voices(words, voices)), coach_name=coach_name, names=names)
+    return label_speakers_heuristic(regroup(words), coach_name=coach_name, names=names)
