@@ -82,6 +82,11 @@ def test_local_whisper_end_to_end_leaves_nothing_decrypted(hs_factory, database_
     text = transcript.text.lower()
     assert "deep work" in text and "focus hours" in text
     assert all(seg["speaker_guessed"] for seg in transcript.segments)
+    # Two voices told apart in the one mixed track, called by the coach's and client's names.
+    speaker_of = {seg["text"]: seg["speaker"] for seg in transcript.segments}
+    assert set(speaker_of.values()) == {"Casey Coach", "Robin Client"}
+    assert next(v for t, v in speaker_of.items() if "focus hours" in t) == "Robin Client"
+    assert next(v for t, v in speaker_of.items() if "homework" in t.lower()) == "Casey Coach"
     summary = only(hs, Summary)[0].client_tier
     assert any("focus hours" in c["what"] for c in summary["commitments"])
 

@@ -103,21 +103,37 @@ def _runs(words: Sequence[Segment], pause: float = 0.3) -> list[list[int]]:
 
 
 def _two_means(points: np.ndarray, weights: np.ndarray, rounds: int = 30) -> np.ndarray:
-    """Weighted k-means with k = 2, started from the heaviest point and the one farthest from it."""
+    """Weighted k-means with k = 2, the better of two starts: the halves either side of the
+    weighted median along the main axis of variation (robust to a few odd stretches), and
+    the heaviest point with the one farthest from it."""
+    centre = np.average(points, axis=0, weights=weights)
+    axis = np.linalg.svd((points - centre) * np.sqrt(weights)[:, None], full_matrices=False)[2][0]
+    along = (points - centre) @ axis
+    order = np.argsort(along)
+    median = along[order[np.searchsorted(np.cumsum(weights[order]), weights.sum() / 2)]]
+    halves = along > median
+    starts = []
+    if halves.any() and (~halves).any():
+        starts.append(np.stack([np.average(points[~halves], axis=0, weights=weights[~halves]),
+                                np.average(points[halves], axis=0, weights=weights[halves])]))
     first = points[int(np.argmax(weights))]
-    second = points[int(np.argmax(((points - first) ** 2).sum(axis=1)))]
-    centres = np.stack([first, second])
-    labels = np.zeros(len(points), int)
-    for _ in range(rounds):
-        distance = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        new = distance.argmin(axis=1)
-        if _ and (new == labels).all():
-            break
-        labels = new
-        for k in (0, 1):
-            if (labels == k).any():
-                centres[k] = np.average(points[labels == k], axis=0, weights=weights[labels == k])
-    return labels
+    starts.append(np.stack([first, points[int(np.argmax(((points - first) ** 2).sum(axis=1)))]]))
+    best, best_cost = np.zeros(len(points), int), np.inf
+    for centres in starts:
+        labels = np.full(len(points), -1)
+        for _ in range(rounds):
+            distance = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+            new = distance.argmin(axis=1)
+            if (new == labels).all():
+                break
+            labels = new
+            for k in (0, 1):
+                if (labels == k).any():
+                    centres[k] = np.average(points[labels == k], axis=0, weights=weights[labels == k])
+        cost = float((distance[np.arange(len(points)), labels] * weights).sum())
+        if cost < best_cost:
+            best, best_cost = labels, cost
+    return best
 
 
 def two_voices(words: Sequence[Segment], frames: VoiceFrames) -> list[Segment]:
