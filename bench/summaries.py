@@ -263,7 +263,9 @@ def score_summary(t: Tally, e, s, heard: Heard, client, show: bool) -> None:
         print(f"      retracted kept {[g['what'] for g in retracted]}; small talk kept {[g['what'] for g in small]}")
         print(f"      homework {[h.task for h in client.homework]}; missed "
               f"{[g['what'] for j, g in enumerate(hw_gold) if j not in hw.values()]}")
-        print(f"      threads {threads}")
+        print(f"      decisions {[d.text for d in client.decisions]}; missed "
+              f"{[g['what'] for j, g in enumerate(gold['decisions']) if j not in dec.values()]}")
+        print(f"      threads {threads}; labelled {[g['topic'] for g in gold['open_threads']]}")
         print(f"      overview {client.overview!r}")
 
 

@@ -104,7 +104,8 @@ _LEISURE = re.compile(
     r"\b(?:weekend|holiday|vacation|dinner|barbecue|party|birthday|match|football|game|film|movie|"
     r"cinema|series|episode|concert|festival|restaurant|pizza|takeaway|beach|picnic|camping|"
     r"garden(?:ing)?|bake|cake|wedding|anniversary|cousins?|grandma|granny|nephew|niece|"
-    r"trip|flight|hotel|museum|shopping|pub|drinks|brunch|season|tickets?)\b",
+    r"trip|flight|hotel|museum|shopping|pub|drinks|brunch|season|tickets?|paint(?:ing)?|decorating|"
+    r"easter|christmas|half[- ]term|cabin|lake|sun|weather|nephew|niece)\b",
     re.I,
 )
 # The coach turning to the session's work; what comes before it is catching up.
@@ -130,7 +131,9 @@ def work_starts(said: Sequence[Sentence], coach: set[str]) -> int:
     """The index of the first sentence of the session's work: the coach's first turn to the
     agenda, or 0 when no such turn is found (then everything is read as work)."""
     for index, sentence in enumerate(said):
-        if sentence.speaker and sentence.speaker.lower() in coach and _AGENDA.search(sentence.text):
+        # "How did the painting go?" is still catching up; "How did the talk with Ana go?" is work.
+        if sentence.speaker and sentence.speaker.lower() in coach and _AGENDA.search(sentence.text) \
+                and not _LEISURE.search(sentence.text):
             return index
     return 0
 
@@ -196,7 +199,7 @@ def spell_out(what: str, said: Sequence[Sentence], index: int) -> str:
     if not match or match.start() == 0:
         return what
     speaker = said[index].speaker
-    for before in reversed(said[max(0, index - 4): index + 1]):
+    for before in reversed(said[max(0, index - 6): index + 1]):
         text = before.text if before is not said[index] else before.text[: before.text.lower().find(what.lower()[:20])]
         # A sentence that itself points back ("What's the deadline on that?", "It's close")
         # is about the same thing: its own phrases are not what "it" is.

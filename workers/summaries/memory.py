@@ -85,6 +85,7 @@ _NEGATION = re.compile(r"\b(?:not|never|no|haven't|hasn't|didn't|don't|couldn't|
 _DROPPED = re.compile(
     r"\b(?:I|we)(?:'ve|'m|\s+have|\s+am)?\s+(?:decided not to|decided against|gave up on|"
     r"given up on|dropped|let go of|won't|will not|not going to|no longer|stopped|changed my mind|"
+    r"decided to stop|(?:'m|am) stopping|quit|"
     r"scrapped|abandoned|am not doing|'m not doing)\b|\blet (?:it|that|that one|the idea) go\b|"
     r"\b(?:not|isn't|wasn't) (?:worth it|the right (?:fit|move|time|thing))\b|\bnot doing (?:that|it) any ?more\b",
     re.I,
@@ -92,14 +93,15 @@ _DROPPED = re.compile(
 # Still meant, not done yet: "I didn't get round to it", "it's still on my list", "it slipped".
 _NOT_YET = re.compile(
     r"\b(?:not yet|haven'?t|hasn'?t|didn'?t|did not|have not|has not|not\b[^.]*\byet|still (?:on my list|need to|to do|working on|haven'?t|want to|mean to|plan to|going to|have to)|one more|"
-    r"slipped|ran out of time|no time|(?:kept )?putting it off|yet to|not quite|half done|"
+    r"slipped|ran out of time|no time|(?:kept )?putting it off|yet to|not quite|half done|fell apart|fell off|"
+    r"(?:want to|need to|going to) get back to|lapsed|not really|"
     r"started (?:on )?it but|only (?:got|managed) (?:halfway|part))\b",
     re.I,
 )
 # "I sent", "I've finished", "I also blocked", "I finally did": a first-person subject, up to
 # two adverbs, then a verb in the past.
 _FIRST_PERSON_PAST = re.compile(
-    r"\b(?:I|we)(?:\s+have|\s+had|'ve|'d)?\s+(?:(?:also|finally|already|actually|just|really)\s+){0,2}"
+    r"\b(?:I|we)(?P<aux>\s+have|\s+had|'ve|'d)?\s+(?:(?:also|finally|already|actually|just|really)\s+){0,2}"
     r"(?P<verb>[a-z]+)\b",
     re.I,
 )
@@ -107,12 +109,16 @@ _PAST_IRREGULAR = frozenset(
     "did done sent wrote written spoke spoken told made took taken gave given met went had began "
     "bought brought found kept left ran said spent thought held put chose drew led paid read".split()
 )
-_YES = re.compile(r"^(?:yes|yep|yeah|yup|done|sorted|all done|absolutely|I did)\b", re.I)
+_YES = re.compile(r"^(?:(?:finally|oh|well|so|um),?\s+)?(?:yes|yep|yeah|yup|done|sorted|all done|absolutely|I did|"
+                  r"it did|you did|it's going|going well|booked|off)\b", re.I)
 
 
 def _says_done(sentence: str) -> bool:
     for match in _FIRST_PERSON_PAST.finditer(sentence):
         verb = match.group("verb").lower()
+        if (match.group("aux") or "").strip().lower() == "had" and verb not in _PAST_IRREGULAR \
+                and not verb.endswith("ed"):
+            verb = "had"  # "we had coffee": "had" is the verb itself
         if verb in _PAST_IRREGULAR or (verb.endswith("ed") and len(verb) > 3):
             before = sentence[: match.end()]
             clause = re.split(r"[,;]|\bbut\b", before)[-1]

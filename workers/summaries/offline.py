@@ -40,10 +40,12 @@ _COMMIT = re.compile(
 # Promises that are figures of speech ("I will admit…") or too vague to hold anyone to.
 _NOT_A_PROMISE = re.compile(
     r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|be|have to|need|feel|"
-    r"find|end up|get|lose|not|probably not|regret|forget|miss|"
+    r"find|end up|lose|not|probably not|regret|forget|miss|leave (?:it|that|things)\b|let it go|"
+    r"get (?:nervous|anxious|angry|upset|bored|tired|scared|stressed|worse|better|used to|lost|stuck|"
+    r"back to you on that)|"
     # Moves in the conversation itself: "we'll come to that", "we'll start there".
     r"come (?:back )?to|start (?:there|with|by)|get (?:back )?to|stop there|leave it there|wrap up|"
-    r"pick (?:that|this|it) up|talk about (?:that|this|it))\b", re.I)
+    r"finish (?:on time|early|there|here|up)|pick (?:that|this|it) up|talk about (?:that|this|it))\b", re.I)
 # "I don't think I'll…", "I'm not sure I'll…": said, but not promised.
 _DOUBTED = re.compile(r"(?:(?:don'?t|do not|doesn'?t) think|not sure|doubt|no way|not convinced)\W*$", re.I)
 # Hedges and fillers between "I'll" and the verb: kept out of the commitment's text.
@@ -81,14 +83,21 @@ _DEFER = re.compile(
     r"\b(?:let'?s come back to|let us come back to|come back to|park (?:that|this|it)|park the|parked|"
     r"pick (?:that|this|it) up|we (?:didn't|did not|never) (?:really )?(?:get|got) to|ran out of time|run out of time|"
     r"for another (?:session|time|day)|leave (?:that|this|it) for|hold that thought|put a pin in|"
-    r"save (?:that|this|it) for|revisit|next time we (?:can|could|should)|not (?:for )?today)\b",
+    r"save (?:that|this|it) for|revisit|next time we (?:can|could|should)|not (?:for )?today|"
+    r"(?:haven'?t|have not|hasn'?t) (?:yet )?(?:got|gotten|come) (?:back )?to|"
+    r"(?:first|main) thing (?:we|to) (?:talk about|look at|do) next|the focus (?:of )?next (?:time|session))\b",
     re.I,
 )
-# What a deferral names itself: "we didn't get to the money side", "let's come back to your sister".
+# What a deferral names itself: "we didn't get to the money side", "let's make your mum's care
+# the first thing next session".
 _DEFERRED_TOPIC = re.compile(
-    r"\b(?:come back to|get to|got to|pick up|revisit|park|save|leave|pin in)\s+(?P<topic>(?:the|your|my|how|what|why|whether)\b[^.?!,;]*)",
+    r"\b(?:come back to|get to|got to|get back to|got back to|pick up|revisit|park|save|leave|pin in)\s+"
+    r"(?P<topic>(?:the|your|my|how|what|why|whether)\b[^.?!,;]*)|"
+    r"\blet'?s make (?P<made>(?:the|your|my)\b.+?) (?:the (?:first|main) thing|the focus)",
     re.I,
 )
+# A deferral remembered, not made: "you raised Lisbon last time and I asked you to hold that thought".
+_RECALLED = re.compile(r"\b(?:last time|I asked you to|we said we'?d|you said you'?d)\b", re.I)
 _REALISE = re.compile(
     r"\bI (?:just |now |finally )?(?:realized|realised|realize|realise|noticed|learned|learnt|"
     r"understand now|see now|can see|can hear|never thought)\b",
@@ -220,12 +229,31 @@ def find_homework(said: Sequence[Sentence]) -> list[Homework]:
     return found
 
 
+_AGREE_ON = re.compile(r"\b(?:shall|can|could) we agree (?:on this|on that|to this)?[:,]?\s*(?P<text>.+)", re.I)
+_AGREED = re.compile(r"^(?:yes|yeah|agreed|deal|okay|ok|absolutely)\b", re.I)
+
+
 def find_decisions(said: Sequence[Sentence]) -> list[Decision]:
-    return [
-        Decision(text=_clause(m.group("text")), source_timestamp=s.start)
-        for s in said
-        if not s.text.endswith("?") and (m := _DECISION.search(s.text))
-    ]
+    """What was decided: "I've decided…", "we agreed…", or the coach's "shall we agree on
+    this: …?" answered "Yes. Agreed." A decision whose words are in the next sentence ("I've
+    decided, actually. I want to go for staff") is read from there, and "it" is spelled out."""
+    found = []
+    for index, sentence in enumerate(said):
+        after = said[index + 1] if index + 1 < len(said) else None
+        proposal = _AGREE_ON.search(sentence.text)
+        if proposal and after and after.speaker != sentence.speaker and _AGREED.match(after.text):
+            found.append(Decision(text=_clause(proposal.group("text")).rstrip("?"), source_timestamp=sentence.start))
+            continue
+        match = _DECISION.search(sentence.text)
+        if sentence.text.endswith("?") or not match:
+            continue
+        text = _clause(match.group("text"))
+        if len(content_words(text)) < 2 and after and after.speaker == sentence.speaker:
+            text, sentence = _clause(after.text), after
+            index += 1
+        if content_words(text):
+            found.append(Decision(text=conversation.spell_out(text, said, index), source_timestamp=sentence.start))
+    return found
 
 
 def find_open_threads(said: Sequence[Sentence]) -> list[str]:
@@ -235,13 +263,20 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
     what was just said, so the thread is the sentence before it that says most."""
     threads = []
     for index, sentence in enumerate(said):
-        if not _DEFER.search(sentence.text):
+        if not _DEFER.search(sentence.text) or _RECALLED.search(sentence.text):
             continue
         named = _DEFERRED_TOPIC.search(sentence.text)
-        topic = _clause(named.group("topic")) if named else ""
-        topic = re.sub(r"\s+(?:next time|next session|another time|later|for now)$", "", topic, flags=re.I)
+        topic = _clause(named.group("topic") or named.group("made")) if named else ""
+        topic = re.sub(r"\s+(?:next time|next session|another time|later|for now|either|too|as well)$", "", topic,
+                       flags=re.I)
         if len(content_words(topic)) >= 1 and not re.fullmatch(r"(?:the|your|my)\s+\w+", topic, re.I) \
                 or len(content_words(topic)) >= 2:
+            # "We didn't get to the money side. What staff pays, and how you'd negotiate."
+            after = said[index + 1] if index + 1 < len(said) else None
+            if after and after.speaker == sentence.speaker and len(after.text.split()) <= 15 \
+                    and not after.text.endswith("?") and not _DEFER.search(after.text) \
+                    and not re.match(r"(?:let'?s|so|okay|ok|anyway)\b", after.text, re.I):
+                topic += ": " + after.text[0].lower() + after.text[1:].rstrip(".")
             threads.append(topic[0].upper() + topic[1:])
             continue
         # Earlier sentences, read as whole turns: "Honestly, my sister. Since the funeral…"
@@ -257,6 +292,11 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
             asked = [s.text for s in said[max(0, index - 2): index] if s.text.endswith("?")
                      and len(content_words(s.text)) >= 2]
             pick = asked[-1] if asked else max(reversed(before), key=lambda text: len(content_words(text)))
+            # Less its openers that say nothing: "Oh, and there's another thing."
+            parts = re.split(r"(?<=[.!?])\s+", pick)
+            while len(parts) > 1 and len(content_words(parts[0])) < 2:
+                parts.pop(0)
+            pick = " ".join(parts)
             threads.append(_line(pick, 160))
         else:
             threads.append(sentence.text)
