@@ -217,6 +217,32 @@ def test_homework_asked_as_a_question_and_one_more_straight_after_are_both_kept(
     assert tasks[2].startswith("note how you slept")
 
 
+def test_a_decision_said_in_the_next_sentence_or_agreed_to_is_read_whole():
+    segments = talk(
+        "Where are you with the two offers?",
+        "I think I've decided, actually. I'm taking the one in Bristol, not the London one.",
+        "So, shall we agree on this: if the contract isn't signed by June, you'll call the London recruiter?",
+        "Yes. Agreed.",
+    )
+    client, _ = summary(segments)
+    decisions = [d.text for d in client.decisions]
+    assert decisions[0].startswith("I'm taking the one in Bristol")
+    assert any("call the London recruiter" in d for d in decisions)
+
+
+def test_a_parked_topic_keeps_what_explains_it_and_a_remembered_one_is_not_parked_again():
+    segments = talk(
+        "You raised the move abroad last time and I asked you to hold that thought. Is it still there?",
+        "It is, yes.",
+        "We didn't get to the pension side, by the way. What you'd lose, and what you'd gain.",
+        "Okay.",
+        "And let's make your father's care the first thing we talk about next session.",
+    )
+    client, _ = summary(segments)
+    assert client.open_threads == ["The pension side: what you'd lose, and what you'd gain",
+                                   "Your father's care"]
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(

@@ -22,6 +22,11 @@ def two_sessions() -> tuple[ClientMemory, ClientMemory]:
     return after_one, update_memory(after_one, second, "s2", DAY2, S2)
 
 
+def talk_about(*turns: str) -> list[Segment]:
+    """Alternating turns, coach first, ten seconds each."""
+    return [Segment(10.0 * i, 10.0 * i + 8, text, "Coach" if i % 2 == 0 else "Client") for i, text in enumerate(turns)]
+
+
 def find(memory: ClientMemory, what: str) -> TrackedCommitment:
     return next(c for c in memory.commitments if same_item(c.what, what))
 
@@ -104,3 +109,33 @@ def test_a_repeated_commitment_is_not_added_twice():
     again = tier.model_copy(update={"commitments": [first.commitments[0]]})
     memory = update_memory(memory, again, "s2", DAY2, [])
     assert sum(1 for c in memory.commitments if c.what == first.commitments[0].what) == 1
+
+
+def test_one_answer_reports_on_what_the_question_named():
+    first = talk_about(
+        "What will you do before next time?",
+        "I'll send the portfolio to Marta by Friday.",
+        "I'll send you the reading list. And I'll send you the podcast on negotiation.",
+        "Great.",
+        "What else?",
+        "I'm going to keep a sleep diary every morning.",
+    )
+    client, _ = summarise_offline(first, coach_labels=("Coach",))
+    memory = update_memory(None, client, "s1", None, first)
+    # "We had coffee" is a verb of its own; "You did, both" covers both things named; a short
+    # question naming one item is enough to tie "I stopped it" to the diary.
+    later = talk_about(
+        "Did the portfolio reach Marta?",
+        "Yes, we had coffee on Tuesday and I sent the portfolio to Marta then.",
+        "And I sent you the reading list and the podcast, didn't I?",
+        "You did, both, thanks.",
+        "And the diary?",
+        "I've decided to stop it, it kept me awake.",
+    )
+    memory = update_memory(memory, summarise_offline(later, coach_labels=("Coach",), memory=memory,
+                                                     session_id="s2")[0], "s2", None, later)
+    status = {c.what: c.status for c in memory.commitments}
+    assert [status[w] for w in status if "portfolio" in w] == ["done"]
+    assert [status[w] for w in status if "reading list" in w] == ["done"]
+    assert [status[w] for w in status if "podcast" in w] == ["done"]
+    assert [status[w] for w in status if "diary" in w] == ["dropped"]

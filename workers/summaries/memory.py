@@ -140,6 +140,7 @@ def _verdict(text: str, asked: bool) -> Verdict | None:
 
 
 _PRECEDENCE = {"done": 0, "open": 1, "dropped": 2}
+_BOTH = re.compile(r"\b(?:both|all of them|all three|each of them|the lot)\b", re.I)
 
 
 def detect_progress(
@@ -184,15 +185,22 @@ def detect_progress(
                 shared = len(wanted & context)
                 if shared and shared >= min(2, len(wanted)):
                     scores.append((shared, index))
+            # "And the energy log?": a short question naming one item by one word is enough.
+            if not scores and asked and k == 0 and len(prompt.split()) <= 6 and prompt.endswith("?"):
+                named = [index for index, c in enumerate(commitments) if content_words(c.what) & content_words(prompt)]
+                scores = [(1, named[0])] if len(named) == 1 else []
             if not scores:
                 continue
-            shared, index = max(scores)
-            held = best.get(index)
-            evidence = Evidence(session_id=session_id, timestamp=sentence.start, text=text)
-            if held is None or shared > held[1] and held[0] != number:
-                best[index] = (number, shared, verdict, evidence)
-            elif held[0] == number and _PRECEDENCE[verdict] > _PRECEDENCE[held[2]]:
-                best[index] = (number, max(shared, held[1]), verdict, evidence)
+            # "You did, both": the answer covers every item the question named.
+            chosen = [i for n, i in scores if n >= 2] if _BOTH.search(text) else [max(scores)[1]]
+            for index in chosen:
+                shared = next(n for n, i in scores if i == index)
+                held = best.get(index)
+                evidence = Evidence(session_id=session_id, timestamp=sentence.start, text=text)
+                if held is None or shared > held[1] and held[0] != number:
+                    best[index] = (number, shared, verdict, evidence)
+                elif held[0] == number and _PRECEDENCE[verdict] > _PRECEDENCE[held[2]]:
+                    best[index] = (number, max(shared, held[1]), verdict, evidence)
     return {index: (verdict, evidence) for index, (_, _, verdict, evidence) in best.items()}
 
 
