@@ -26,6 +26,13 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("client_pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/portal")
 
+
+@bp.app_template_filter("to_you")
+def to_you_filter(text: str) -> str:
+    """The client's own first-person words on their page, addressed to them ("my" → "your")."""
+    from workers.summaries.text import to_you
+    return to_you(text or "")
+
 PLAYABLE = ("video", "audio")
 
 

@@ -55,6 +55,15 @@ def test_full_consent_goes_all_the_way_with_the_tiers_apart(hs, zoom_stub, smtp_
     assert b"".join(hs.rt.vault.open(vtt.object_key)).startswith(b"WEBVTT")
 
 
+def test_the_clients_page_says_you_for_their_own_commitments(hs, zoom_stub, smtp_sink):
+    # Zoom's names ("Sam Rivera") are not the ones the coach entered: the client is still "you".
+    _, path = delivered_session(hs, zoom_stub, smtp_sink, scopes=None, fixture="recording_completed")
+    page = hs.http.get(path).get_data(as_text=True)
+    listed = re.search(r'<ul class="commitments">(.*?)</ul>', page, re.S).group(1)
+    assert "(you" in listed and "Sam Rivera" not in listed and "Client" not in listed
+    assert "write down your three asks" in listed and " my " not in listed
+
+
 def test_without_transcribe_the_session_is_delivered_with_the_recording_only(hs, zoom_stub, smtp_sink):
     delivered_session(hs, zoom_stub, smtp_sink, scopes="record,share_with_client", fixture="recording_completed")
     assert only(hs, CoachingSession)[0].state == "delivered"

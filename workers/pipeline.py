@@ -444,5 +444,9 @@ def _summarise(rt, segments, memory, session_id, coach_name, client_name):
                                       s.openai_summary_model)
         return summariser.summarise(segments, memory, client_name=client_name, coach_name=coach_name)
     from workers.summaries.offline import summarise_offline
-    return summarise_offline(segments, memory=memory, coach_labels=(coach_name, "Coach"),
+    from workers.transcription.speakers import find_coach
+    # The platform's names may not be the ones the coach entered ("Alex M." for "Alex Morgan").
+    coach_label = find_coach(segments, coach_name)
+    return summarise_offline(segments, memory=memory,
+                             coach_labels=tuple(label for label in (coach_name, coach_label, "Coach") if label),
                              session_id=session_id, people=(client_name, coach_name), client_name=client_name)

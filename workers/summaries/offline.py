@@ -26,7 +26,7 @@ from workers.summaries.schema import (
     KeyMoment,
     apply_citations,
 )
-from workers.summaries.text import IRREGULAR_PAST, STOPWORDS, Sentence, content_words, sentences, stem
+from workers.summaries.text import IRREGULAR_PAST, STOPWORDS, Sentence, content_words, sentences, stem, to_you
 from workers.transcription import Segment
 
 ENGINE = "offline-basic"
@@ -378,17 +378,6 @@ _FOCUS = re.compile(
 _VERDICT_WORDS = {"done": "done", "dropped": "decided against", "open": "not done yet"}
 
 
-_SECOND_PERSON = {"my": "your", "myself": "yourself", "i": "you", "me": "you", "mine": "yours", "i'm": "you're",
-                  "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}
-# Longest first, so "I'm" is swapped whole rather than as "I" + "'m".
-_FIRST_PERSON = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _SECOND_PERSON), key=len, reverse=True)) + r")\b", re.I)
-
-
-def _you(text: str) -> str:
-    """A client's first-person words addressed back to them: "my manager" → "your manager"."""
-    return _FIRST_PERSON.sub(lambda m: _SECOND_PERSON[m.group(0).lower()], text)
-
-
 def _overview(said, coach, themes, decisions, commitments, homework, threads, moved) -> str:
     """A few sentences a coach would write, addressed to the client: what the session was
     about, what moved since last time, what was decided and agreed, what stays open."""
@@ -396,24 +385,24 @@ def _overview(said, coach, themes, decisions, commitments, homework, threads, mo
     focus = next((m.group("focus").strip() for s in said
                   if not _is_coach(s.speaker, coach) and (m := _FOCUS.search(s.text))), None)
     if focus and len(focus.split()) <= 14:
-        out.append(f"You talked about {_you(focus)}.")
+        out.append(f"You talked about {to_you(focus)}.")
     elif themes:
         out.append("You talked about " + ", ".join(themes[:2]) + (f" and {themes[2]}" if len(themes) > 2 else "") + ".")
     else:
         out.append("A short session.")
     if moved:
-        out.append("Since last time: " + "; ".join(f"{_you(what)} ({_VERDICT_WORDS[v]})" for what, v in moved) + ".")
+        out.append("Since last time: " + "; ".join(f"{to_you(what)} ({_VERDICT_WORDS[v]})" for what, v in moved) + ".")
     if decisions:
-        out.append(f"You decided {_you(decisions[0].text)}.")
+        out.append(f"You decided {to_you(decisions[0].text)}.")
     yours = [c for c in commitments if not _is_coach(c.who, coach)]
     if yours:
-        listed = [_you(c.what) for c in yours[:2]]
+        listed = [to_you(c.what) for c in yours[:2]]
         more = len(yours) - len(listed)
         out.append("You'll " + " and ".join(listed) + (f", and {more} more" if more else "") + ".")
     if homework:
-        out.append(f"Between sessions: {_you(homework[0].task)}.")
+        out.append(f"Between sessions: {to_you(homework[0].task)}.")
     if threads:
-        out.append(f"Left for next time: {_you(threads[0])}")
+        out.append(f"Left for next time: {to_you(threads[0])}")
         if not out[-1].endswith((".", "?", "!")):
             out[-1] += "."
     out.append("(Basic summary, made without an AI model.)")
@@ -445,6 +434,10 @@ def summarise_offline(
 
     # Said again later in the session is still one commitment: the first mention is cited.
     commitments = first_of_each(find_commitments(said, coach, client_name), lambda c: c.what)
+    # Whose each one is, by the names the client's page uses: the client's, the coach's, both.
+    for c in commitments:
+        if c.who != "both" and coach_labels:
+            c.who = coach_labels[0] if _is_coach(c.who, coach) else (client_name or c.who)
     homework = first_of_each(find_homework(coaches_words), lambda h: h.task)
     decisions = first_of_each(find_decisions(said), lambda d: d.text)
     threads = first_of_each(find_open_threads(said), str)

@@ -116,3 +116,15 @@ def sentences(segments: Sequence[Segment]) -> list[Sentence]:
 def overlap(a: str, b: str) -> int:
     """How many content words two texts share."""
     return len(content_words(a) & content_words(b))
+
+
+_SECOND_PERSON = {"my": "your", "myself": "yourself", "i": "you", "me": "you", "mine": "yours", "i'm": "you're",
+                  "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}
+# Longest first, so "I'm" is swapped whole rather than as "I" + "'m".
+_FIRST_PERSON = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _SECOND_PERSON), key=len, reverse=True)) + r")\b",
+                           re.I)
+
+
+def to_you(text: str) -> str:
+    """A client's first-person words addressed back to them: "my manager" → "your manager"."""
+    return _FIRST_PERSON.sub(lambda m: _SECOND_PERSON[m.group(0).lower()], text)

@@ -59,6 +59,26 @@ def _asks(text: str) -> bool:
     return "?" in text or bool(_COACH_CUES.search(text))
 
 
+def find_coach(segments: list[Segment], coach_name: str | None = None) -> str | None:
+    """Which speaker label is the coach: the one that is the coach's name (or first name),
+    else the one whose segments most often ask or use a coaching phrase. None without labels."""
+    labels = sorted({s.speaker for s in segments if s.speaker})
+    if not labels:
+        return None
+    if coach_name:
+        wanted = coach_name.strip().lower()
+        named = [l for l in labels if l.strip().lower() == wanted] or \
+                [l for l in labels if l.split()[0].lower() == wanted.split()[0]] if wanted else []
+        if len(named) == 1:
+            return named[0]
+
+    def asking_rate(label: str) -> float:
+        theirs = [s for s in segments if s.speaker == label]
+        return sum(_asks(s.text) for s in theirs) / len(theirs)
+
+    return max(labels, key=asking_rate)
+
+
 def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = None,
                              names: tuple[str, str] = (COACH, CLIENT)) -> list[Segment]:
     """Coach/Client labels by a stated guess, each marked `speaker_guessed=True`.
@@ -72,21 +92,12 @@ def label_speakers_heuristic(segments: list[Segment], coach_name: str | None = N
     coach's and the client's names are known.
     """
     coach_is, client_is = names
-    labels = {s.speaker for s in segments if s.speaker}
-    if not labels:
+    if not any(s.speaker for s in segments):
         return [
             dataclasses.replace(s, speaker=coach_is if _asks(s.text) else client_is, speaker_guessed=True)
             for s in segments
         ]
-    coach_label = None
-    if coach_name:
-        coach_label = next((l for l in labels if l.strip().lower() == coach_name.strip().lower()), None)
-    if coach_label is None:
-        def asking_rate(label: str) -> float:
-            theirs = [s for s in segments if s.speaker == label]
-            return sum(_asks(s.text) for s in theirs) / len(theirs)
-
-        coach_label = max(sorted(labels), key=asking_rate)
+    coach_label = find_coach(segments, coach_name)
     return [
         dataclasses.replace(
             s,
