@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from workers.summaries.memory import update_memory
 from workers.summaries.offline import summarise_offline
 from workers.summaries.openai_engine import OpenAISummariser, SummaryFormatError
 from workers.summaries.schema import ClientSummary, CoachSummary
+from workers.transcription import Segment
 
 SEGMENTS = script_segments("session2")
 
@@ -113,3 +115,60 @@ def test_first_session_prompt_says_there_is_no_history(openai_stub, summariser):
     openai_stub.chat_reply = draft()
     summariser.summarise(SEGMENTS, None)
     assert "No earlier sessions." in openai_stub.chat_requests[0]["messages"][-1]["content"]
+
+
+# --- small and self-hosted models ------------------------------------------------------------
+
+def test_reasoning_and_code_fences_around_the_answer_are_taken_off(openai_stub, summariser):
+    openai_stub.chat_reply = ("<think>The client mentions Priya; {maybe a commitment}.</think>\n"
+                              "Here is the summary:\n```json\n" + json.dumps(draft()) + "\n```")
+    client, _ = summariser.summarise(SEGMENTS)
+    assert [c.what for c in client.commitments] == ["Ask Priya for a meeting"]
+    assert len(openai_stub.chat_requests) == 1
+
+
+def test_an_answer_outside_the_schema_gets_one_repair_request(openai_stub, summariser):
+    answers = iter(['{"client": {"overview": "x"}}', json.dumps(draft())])
+    openai_stub.chat_reply = lambda request: next(answers)
+    client, _ = summariser.summarise(SEGMENTS)
+    assert client.decisions and len(openai_stub.chat_requests) == 2
+    repair = openai_stub.chat_requests[1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": '{"client": {"overview": "x"}}'}
+    assert "does not follow the summary schema" in repair[-1]["content"]
+
+
+def test_a_server_without_structured_outputs_gets_the_schema_in_the_prompt(openai_stub, summariser):
+    openai_stub.chat_reply = draft()
+    openai_stub.fail_next(1, 400)
+    client, _ = summariser.summarise(SEGMENTS)
+    assert client.commitments
+    retried = openai_stub.chat_requests[-1]
+    assert "response_format" not in retried
+    assert '"commitments"' in retried["messages"][0]["content"]  # the schema, written out
+
+
+def test_a_long_session_is_summarised_in_parts_and_merged(openai_stub):
+    long = [seg for seg in SEGMENTS] + [
+        Segment(s.start + 1000, s.end + 1000, s.text, s.speaker) for s in SEGMENTS]
+
+    def reply(request):
+        # Each part cites what it was shown: the meeting with Priya, in its own half.
+        prompt = request["messages"][-1]["content"]
+        times = [float(t) for t in re.findall(r"^\[(\d+\.\d)\] .*ask Priya for a meeting", prompt, re.M)]
+        answer = draft()
+        answer["client"]["commitments"] = [{"what": "Ask Priya for a meeting", "who": "Daniel", "by_when": None,
+                                            "source_timestamp": t} for t in times]
+        answer["client"]["overview"] = f"Part with {len(times)} mention(s)."
+        return answer
+
+    openai_stub.chat_reply = reply
+    small = OpenAISummariser(make_client(base_url=openai_stub.base_url, api_key="sk-test", max_retries=0),
+                             "local-1.5b", chunk_chars=3000)
+    client, _ = small.summarise(long)
+    requests = openai_stub.chat_requests
+    assert len(requests) >= 2 and "part 1 of" in requests[0]["messages"][-1]["content"]
+    # Said twice, cited twice, but one commitment; each part's overview is kept.
+    assert [c.what for c in client.commitments] == ["Ask Priya for a meeting"]
+    assert client.overview.count("Part with") == len(requests)
+    # Homework without a line to point to is not kept.
+    assert client.homework == []

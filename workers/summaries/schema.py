@@ -147,8 +147,8 @@ def _supported(timestamp: float | None, text: str, segments: Sequence[Segment], 
 
 
 def apply_citations(summary, segments: Sequence[Segment], *, tolerance: float = 1.0):
-    """A copy of `summary` (a client tier, or a draft holding one) without the commitments, decisions and key moments the transcript
-    does not back.
+    """A copy of `summary` (a client tier, or a draft holding one) without the commitments,
+    decisions, homework and key moments the transcript does not back.
 
     An item is backed when its cited timestamp falls in a segment (give or take `tolerance`
     seconds, for rounding) whose text shares at least one content word with the item. The
@@ -168,5 +168,6 @@ def apply_citations(summary, segments: Sequence[Segment], *, tolerance: float = 
     return summary.model_copy(update={
         "commitments": keep("commitment", summary.commitments, lambda c: c.what, lambda c: c.source_timestamp),
         "decisions": keep("decision", summary.decisions, lambda d: d.text, lambda d: d.source_timestamp),
+        "homework": keep("homework", summary.homework, lambda h: h.task, lambda h: h.source_timestamp),
         "key_moments": keep("key moment", summary.key_moments, lambda k: k.line, lambda k: k.timestamp),
     })
