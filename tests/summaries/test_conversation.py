@@ -243,6 +243,29 @@ def test_a_parked_topic_keeps_what_explains_it_and_a_remembered_one_is_not_parke
                                    "Your father's care"]
 
 
+def test_other_ways_of_promising_setting_homework_and_parking_a_topic():
+    segments = talk(
+        "Lovely to see you. How was the ski trip?",
+        "Great. We're going to Morzine again next year, same chalet.",
+        "Shall we talk about work for a bit? Where are you with the restructure?",
+        "My plan is to have one-to-ones with all four team leads before the tenth.",
+        "And the draft for Priya?",
+        "I can have that to her by Thursday. Let me book the big room for the all-hands today.",
+        "Here's something to play with before we meet: notice each time you take on a task someone else could do.",
+        "Okay. And I'll email the department on Friday. Actually, let me take that back, it would leak.",
+        "Good call. And the question of your own next role?",
+        "Can we table that? I'd like to spend proper time on my next role next session.",
+    )
+    client, _ = summary(segments)
+    found = said(client)
+    assert any(w.startswith("have one-to-ones with all four team leads") for w in found)
+    assert any(w.startswith("have the draft for Priya to her by Thursday") for w in found)
+    assert any(w.startswith("book the big room") for w in found)
+    assert not any("Morzine" in w or "email the department" in w or "take" in w for w in found)
+    assert [h.task for h in client.homework] == ["notice each time you take on a task someone else could do"]
+    assert client.open_threads == ["My next role"]
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(

@@ -22,7 +22,7 @@ _HEDGE = re.compile(
 
 # Taking back what was just said, pointing at it rather than naming it.
 _TAKE_BACK = re.compile(
-    r"\b(?:scratch that|forget (?:that|it|I said that|what I said)|strike that|I take (?:that|it) back|"
+    r"\b(?:scratch that|forget (?:that|it|I said that|what I said)|strike that|take (?:that|this|it) back|"
     r"never ?mind|on second thoughts?|second thoughts|not realistic|that'?s not going to happen|"
     r"cross that (?:off|out)|ignore (?:that|what I said))\b",
     re.I,
@@ -101,13 +101,15 @@ def withdrawn(said: Sequence[Sentence], candidates: Sequence[tuple[int, str]], *
 
 # What people plan outside the work: said while the coach is still catching up, or about leisure.
 _LEISURE = re.compile(
-    r"\b(?:weekend|holiday|vacation|dinner|barbecue|party|birthday|match|football|game|film|movie|"
+    r"\b(?:vacation|dinner|barbecue|party|birthday|match|football|game|film|movie|"
     r"cinema|series|episode|concert|festival|restaurant|pizza|takeaway|beach|picnic|camping|"
     r"garden(?:ing)?|bake|cake|wedding|anniversary|cousins?|grandma|granny|nephew|niece|"
-    r"trip|flight|hotel|museum|shopping|pub|drinks|brunch|season|tickets?|paint(?:ing)?|decorating|"
-    r"easter|christmas|half[- ]term|cabin|lake|sun|weather|nephew|niece)\b",
+    r"trip|flight|hotel|museum|shopping|pub|drinks|brunch|season tickets?|tickets|paint(?:ing)?|decorating|"
+    r"cabin|lake|treehouse|crêpes|skiing|swimming|cottage)\b",
     re.I,
 )
+# Times off work: "How was the weekend?" is catching up, but "by the weekend" can be a due date.
+_TIME_OFF = re.compile(r"\b(?:weekend|holidays?|vacation|easter|christmas|half[- ]term|sun|weather)\b", re.I)
 # The coach turning to the session's work; what comes before it is catching up.
 _AGENDA = re.compile(
     r"\b(?:what would you like to (?:focus on|work on|talk about|look at|bring)|what do you want to "
@@ -115,6 +117,9 @@ _AGENDA = re.compile(
     r"(?:we )?start|what'?s on your mind|what shall we (?:work on|look at|focus on)|let'?s (?:get started|dive in|"
     r"start with|turn to|get into it|get to work|look at)|shall we (?:get started|start|begin|dive in|get into)|"
     r"what would make (?:today|this session)|last time (?:you|we)|how did (?:it|the) .* go|"
+    r"shall we (?:talk about|look at|turn to|get to|move on to|move to|focus on)|tell me (?:a bit |a little |more )?"
+    r"(?:about|where)|(?:let'?s )?start with|you said there was something|what did you want to (?:talk about|bring|work on)|"
+    r"what'?s on the agenda|let'?s talk about|"
     r"(?:since|from) (?:last time|our last session))\b",
     re.I,
 )
@@ -133,7 +138,7 @@ def work_starts(said: Sequence[Sentence], coach: set[str]) -> int:
     for index, sentence in enumerate(said):
         # "How did the painting go?" is still catching up; "How did the talk with Ana go?" is work.
         if sentence.speaker and sentence.speaker.lower() in coach and _AGENDA.search(sentence.text) \
-                and not _LEISURE.search(sentence.text):
+                and not (_LEISURE.search(sentence.text) or _TIME_OFF.search(sentence.text)):
             return index
     return 0
 
@@ -154,7 +159,7 @@ def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from:
     if index < work_from:
         return True
     sentence = said[index].text
-    return bool(_LEISURE.search(sentence)) and not (content_words(sentence) & work_words)
+    return bool(_LEISURE.search(sentence))
 
 
 # A bare object pronoun: "apply for it", "send that by Friday"; not "that I", not "this week".
@@ -162,6 +167,7 @@ _PRONOUN_OBJECT = re.compile(
     r"(?<![-\w])(?:it|that|this|them|those)(?=\s*$|\s*[,.;?!]|\s+(?:by|on|before|after|to|for|with|next|"
     r"tomorrow|today|tonight|later|again|first|and|when|over|up|out|in|off|back)\b)", re.I)
 _DETERMINER = frozenset("the your my a an that this our their his her".split())
+_LINKS = frozenset("of for on about in with".split())
 
 
 # Words for when and how, never what "it" is: "the end of May", "the deadline on that".
@@ -178,11 +184,26 @@ def _noun_phrases(text: str) -> list[str]:
         if word.lower() not in _DETERMINER:
             continue
         phrase = [word]
-        for follower in words[i + 1: i + 5]:
+        j = i + 1
+        while j < len(words) and len(phrase) < 5:
+            follower = words[j]
             if follower.lower() in STOPWORDS or (follower[0].isupper() and len(phrase) > 1):
                 break
             phrase.append(follower)
-        if len(phrase) > 1 and content_words(" ".join(phrase[1:])) - _NOT_A_THING:
+            j += 1
+        head = phrase[1:]
+        # "a meetup for women in engineering": what it is for or about belongs to it.
+        if len(phrase) > 1 and j + 1 < len(words) and words[j].lower() in _LINKS \
+                and words[j + 1].lower() not in STOPWORDS:
+            tail = [words[j]]
+            for follower in words[j + 1: j + 5]:
+                if follower.lower() in STOPWORDS and follower.lower() not in _LINKS:
+                    break
+                tail.append(follower)
+            while tail and tail[-1].lower() in _LINKS:
+                tail.pop()
+            phrase += tail
+        if head and content_words(" ".join(head)) - _NOT_A_THING:
             out.append(" ".join(phrase))
     return out
 

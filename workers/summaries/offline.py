@@ -37,10 +37,27 @@ _COMMIT = re.compile(
     r"\s+am committing to|'m gonna|\s+am gonna|\s+might|\s+may|'m hoping to|\s+am hoping to)\s+(?P<what>.+?)(?=(?:,?\s+and\s+(?:I|we)(?:\s+will|'ll|\s+am going to|'m going to)\b)|$)",
     re.I,
 )
+# Other ways of promising, read as "I'll…": "let me dig out the details", "my plan is to…",
+# "I can have that to her by Thursday". Only the matching reads them so; the words stay.
+_AS_PROMISE = [(re.compile(p, re.I), r) for p, r in (
+    (r"\blet me\b", "I'll"), (r"\blet us\b|\blet's\b(?= (?:book|send|schedule|set up|put|look at your))", "we'll"),
+    (r"\b(?:my|the) plan is to\b", "I'll"), (r"\b(?:the )?next step for me is(?: to)?\b", "I'll"),
+    (r"\bI can have\b", "I'll have"), (r"\bcount me in for\b", "I'll do"),
+    (r"\bthat'?s on me\b[,:]?", ""),
+)]
+
+
+def as_promises(text: str) -> str:
+    for pattern, replacement in _AS_PROMISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 # Promises that are figures of speech ("I will admit…") or too vague to hold anyone to.
 _NOT_A_PROMISE = re.compile(
-    r"^(?:admit|say|be honest|tell you the truth|see|guess|bet|wait|think|never|be|have to|need|feel|"
-    r"find|end up|lose|not|probably not|regret|forget|miss|leave (?:it|that|things)\b|let it go|"
+    r"^(?:admit|be honest|tell you the truth|see|guess|bet|wait|think|never|be|have to|need|feel|"
+    r"find|end up|lose|not|probably not|regret|forget|miss|leave (?:it|that|things|the .{1,40} for now)\b|let it go|"
+    r"know|challenge (?:you|\w+) to|say (?:that|this|it|so|what|yes|no)\b|take (?:that|this|it) back|"
     r"get (?:nervous|anxious|angry|upset|bored|tired|scared|stressed|worse|better|used to|lost|stuck|"
     r"back to you on that)|"
     # Moves in the conversation itself: "we'll come to that", "we'll start there".
@@ -50,10 +67,13 @@ _NOT_A_PROMISE = re.compile(
 _DOUBTED = re.compile(r"(?:(?:don'?t|do not|doesn'?t) think|not sure|doubt|no way|not convinced)\W*$", re.I)
 # Hedges and fillers between "I'll" and the verb: kept out of the commitment's text.
 _SOFTENER = re.compile(r"^(?:(?:probably|definitely|also|just|actually|really|maybe|try to|try and|"
-                       r"make sure (?:to|I)|finally|then|first)\s+)+", re.I)
+                       r"make sure (?:to|I)|finally|then|first|see if I can|see whether I can|to)\s+)+", re.I)
 _HOMEWORK_STRONG = re.compile(
     r"\b(?:for (?:your )?homework|as homework|your homework(?: is)?|"
     r"between now and (?:our |the )?next (?:session|time)|before (?:we meet again|our next session|next session|next time)|"
+    r"between sessions|here'?s something to (?:play with|try|work on|experiment with)(?: before we meet| this week)?|"
+    r"(?:an? )?assignment for you(?: before we meet again| this week)?|(?:I'?m going to|I'?ll|let me) challenge you to|"
+    r"your practice (?:this week|for the week|between sessions)(?: is)?|try this over the next (?:few |two |couple of )?(?:days|weeks?)|"
     r"your (?:assignment|task|challenge|experiment|homework)(?: for (?:the|this) (?:week|fortnight|month)| this week)?(?: is)?|"
     r"this week,? (?:I'?d like you to|I would like you to|try to|practi[cs]e|notice))\b[,:]?\s*",
     re.I,
@@ -75,7 +95,8 @@ _EVERY_DAY = re.compile(
 _LEAD_IN = re.compile(r"^(?:(?:and|so|then|please|I'?d like you to|I would like you to|I want you to|to|"
                       r"(?:could|can|would) you|,)\s*)+", re.I)
 _DECISION = re.compile(
-    r"\b(?:I've decided|I have decided|I decided|we decided|we've decided|we have decided|we agreed|"
+    r"\b(?:I've decided|I have decided|I decided|I decide|we decided|we've decided|we have decided|we agreed|"
+    r"(?:\w+ and I|we) (?:have |'ve )?agreed|"
     r"we've agreed|we have agreed|I'm going with|let's go with|the decision is)\b\s*(?:that\s+|to\s+)?(?P<text>.+)",
     re.I,
 )
@@ -85,13 +106,16 @@ _DEFER = re.compile(
     r"for another (?:session|time|day)|leave (?:that|this|it) for|hold that thought|put a pin in|"
     r"save (?:that|this|it) for|revisit|next time we (?:can|could|should)|not (?:for )?today|"
     r"(?:haven'?t|have not|hasn'?t) (?:yet )?(?:got|gotten|come) (?:back )?to|"
-    r"(?:first|main) thing (?:we|to) (?:talk about|look at|do) next|the focus (?:of )?next (?:time|session))\b",
+    r"(?:first|main) thing (?:we|to) (?:talk about|look at|do) next|the focus (?:of )?next (?:time|session)|"
+    r"table (?:that|this|it)|hold off on|(?:out of|no) time for|(?:spend|give it|give that) (?:proper |more |some )?time|"
+    r"(?:talk about|look at|get into) (?:this|that|it) next|first thing next (?:session|time))\b",
     re.I,
 )
 # What a deferral names itself: "we didn't get to the money side", "let's make your mum's care
 # the first thing next session".
 _DEFERRED_TOPIC = re.compile(
-    r"\b(?:come back to|get to|got to|get back to|got back to|pick up|revisit|park|save|leave|pin in)\s+"
+    r"\b(?:come back to|get to|got to|get back to|got back to|pick up|revisit|park|save|leave|pin in|hold off on|"
+    r"time for|time on|table)\s+"
     r"(?P<topic>(?:the|your|my|how|what|why|whether)\b[^.?!,;]*)|"
     r"\blet'?s make (?P<made>(?:the|your|my)\b.+?) (?:the (?:first|main) thing|the focus)",
     re.I,
@@ -151,12 +175,13 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
     for index, sentence in enumerate(said):
         if sentence.text.endswith("?"):
             continue
-        for match in _COMMIT.finditer(sentence.text):
+        read = as_promises(sentence.text)
+        for match in _COMMIT.finditer(read):
             raw = _clause(match.group("what"))
             what = _SOFTENER.sub("", raw)
             if _NOT_A_PROMISE.match(what) or len(what.split()) < 2 or not content_words(what):
                 continue
-            if _DOUBTED.search(sentence.text[: match.start()]):
+            if _DOUBTED.search(read[: match.start()]):
                 continue
             if coach and conversation.small_talk(said, index, coach, work_from, work_words):
                 continue
@@ -164,14 +189,14 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
             who = sentence.speaker or "Client"
             if client and _is_coach(who, coach):
                 what = _to_client(what, client)
-            if match.group("who").lower() == "we":
+            if match.group("who").lower() in ("we", "us"):
                 who = "both"
             when = _WHEN.search(what)
             hedged = match.group(0)[: match.start("what") - match.start()] + " " + raw
             found.append((index, Commitment(
                 what=what, who=who, by_when=when.group(0) if when else None,
                 source_timestamp=sentence.start,
-                tentative=conversation.tentative(hedged) or conversation.tentative(sentence.text[: match.start()][-25:]),
+                tentative=conversation.tentative(hedged) or conversation.tentative(read[: match.start()][-25:]),
             )))
     gone = conversation.withdrawn(said, [(index, c.what) for index, c in found])
     return _restated([c for k, (_, c) in enumerate(found) if k not in gone])
@@ -261,7 +286,18 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
 
     "We didn't get to the money side" names its topic; "let's come back to that" points at
     what was just said, so the thread is the sentence before it that says most."""
-    threads = []
+    threads: list[tuple[int, bool, str]] = []  # (sentence index, named by itself, topic)
+
+    def add(index: int, named: bool, topic: str) -> None:
+        # One topic parked in two breaths ("Can we table that? I'd like proper time on my next
+        # role next session") is one thread, named by the sentence that names it.
+        if threads and index - threads[-1][0] <= 2 and said[threads[-1][0]].speaker == said[index].speaker \
+                and not (named and threads[-1][1]):
+            if named:
+                threads[-1] = (index, named, topic)
+            return
+        threads.append((index, named, topic))
+
     for index, sentence in enumerate(said):
         if not _DEFER.search(sentence.text) or _RECALLED.search(sentence.text):
             continue
@@ -277,7 +313,7 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
                     and not after.text.endswith("?") and not _DEFER.search(after.text) \
                     and not re.match(r"(?:let'?s|so|okay|ok|anyway)\b", after.text, re.I):
                 topic += ": " + after.text[0].lower() + after.text[1:].rstrip(".")
-            threads.append(topic[0].upper() + topic[1:])
+            add(index, True, topic[0].upper() + topic[1:])
             continue
         # Earlier sentences, read as whole turns: "Honestly, my sister. Since the funeral…"
         turns: list[tuple[str | None, str]] = []
@@ -297,10 +333,10 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
             while len(parts) > 1 and len(content_words(parts[0])) < 2:
                 parts.pop(0)
             pick = " ".join(parts)
-            threads.append(_line(pick, 160))
+            add(index, False, _line(pick, 160))
         else:
-            threads.append(sentence.text)
-    return threads
+            add(index, False, sentence.text)
+    return [topic for _, _, topic in threads]
 
 
 # Words too common in any conversation to name what it was about.
