@@ -266,6 +266,15 @@ def test_other_ways_of_promising_setting_homework_and_parking_a_topic():
     assert client.open_threads == ["My next role"]
 
 
+def test_a_fragment_after_a_commitment_belongs_to_it():
+    segments = talk(
+        "What will you do about Dev?",
+        "I'll tell him myself. Next week, face to face.",
+    )
+    client, _ = summary(segments)
+    assert said(client) == ["tell him myself, next week, face to face"]
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(

@@ -63,6 +63,9 @@ _NOT_A_PROMISE = re.compile(
     # Moves in the conversation itself: "we'll come to that", "we'll start there".
     r"come (?:back )?to|start (?:there|with|by)|get (?:back )?to|stop there|leave it there|wrap up|"
     r"finish (?:on time|early|there|here|up)|pick (?:that|this|it) up|talk about (?:that|this|it))\b", re.I)
+# A few words with no subject of their own, adding to the sentence before: "Next week, face to face."
+_FRAGMENT = re.compile(r"^(?!(?:I|we|you|he|she|it|they|that|this|there|so|and|but|okay|ok|yes|yeah|no|um|hm|oh|"
+                       r"thanks|thank|great|good|right|well)\b)(?:[\w'-]+,?\s+){0,5}[\w'-]+[.!]$", re.I)
 # "I don't think I'll…", "I'm not sure I'll…": said, but not promised.
 _DOUBTED = re.compile(r"(?:(?:don'?t|do not|doesn'?t) think|not sure|doubt|no way|not convinced)\W*$", re.I)
 # Hedges and fillers between "I'll" and the verb: kept out of the commitment's text.
@@ -186,6 +189,11 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
             if coach and conversation.small_talk(said, index, coach, work_from, work_words):
                 continue
             what = conversation.spell_out(what, said, index)
+            # "I'll sit down with Dev. Properly, an hour at least.": the fragment belongs to it.
+            after = said[index + 1] if index + 1 < len(said) else None
+            if after and after.speaker == sentence.speaker and match.end() >= len(read.rstrip(" .!")) - 1 \
+                    and _FRAGMENT.match(after.text) and not _COMMIT.search(as_promises(after.text)):
+                what += ", " + after.text[0].lower() + after.text[1:].rstrip(".!")
             who = sentence.speaker or "Client"
             if client and _is_coach(who, coach):
                 what = _to_client(what, client)
