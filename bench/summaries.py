@@ -25,7 +25,7 @@ for the (synthetic) transcripts.
 
     .venv/bin/python bench/summaries.py [--words text,mixed,platform,tracks] [--split tuning,heldout]
                                         [--engine offline|openai] [--cache DIR] [--show]
-                                        [--no-hotwords]
+                                        [--no-hotwords] [--only career,wellbeing]
 """
 
 from __future__ import annotations
@@ -388,9 +388,12 @@ def summarise(engine: str, segments, memory, e, session_id):
                              session_id=session_id, people=(e.client, e.coach), client_name=e.client)
 
 
-def run(split: str, mode: str, engine: str, cache: Path | None, show: bool, hotwords: bool = True) -> Tally:
+def run(split: str, mode: str, engine: str, cache: Path | None, show: bool, hotwords: bool = True,
+        only: set[str] | None = None) -> Tally:
     t = Tally()
     for e in coaching_set.load(split):
+        if only and e.name not in only:
+            continue
         memory = ClientMemory()
         items = gold_items(e)
         spans_of = {}
@@ -441,6 +444,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="keep the synthetic transcripts here between runs")
     parser.add_argument("--show", action="store_true", help="print what each session got wrong")
     parser.add_argument("--no-hotwords", action="store_true", help="transcribe without the names (to compare)")
+    parser.add_argument("--only", help="these engagements only (file names without .json, comma-separated)")
     args = parser.parse_args()
     modes = args.words.split(",")
     if any(m != "text" for m in modes) and shutil.which("espeak-ng") is None:
@@ -451,7 +455,7 @@ def main() -> None:
     for split in args.split.split(","):
         for mode in modes:
             print(report(split, mode, run(split, mode, args.engine, args.cache, args.show and split == "tuning",
-                                          not args.no_hotwords)),
+                                          not args.no_hotwords, set(args.only.split(",")) if args.only else None)),
                   flush=True)
 
 
