@@ -275,6 +275,21 @@ def test_a_fragment_after_a_commitment_belongs_to_it():
     assert said(client) == ["tell him myself, next week, face to face"]
 
 
+def test_a_retraction_that_points_and_names_takes_back_the_one_it_names():
+    segments = talk(
+        "How will you prepare the team?",
+        "I'll email the whole team a heads-up on Friday. And I'll ask Elaine to co-present the plan with me.",
+        "Where does the Friday email fit, if Elaine presents?",
+        "Hmm. Actually, let me take that back, the email on Friday. It would leak before the meeting.",
+        "And the feedback from your manager?",
+        "I'll ask Graham for feedback on the report this week.",
+        "How does Graham usually give feedback?",
+        "Um, he is away until May. No, wait, this is not a good idea now. I leave the feedback from Graham for now.",
+    )
+    client, _ = summary(segments)
+    assert said(client) == ["ask Elaine to co-present the plan with me"]
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(

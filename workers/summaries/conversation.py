@@ -24,7 +24,8 @@ _HEDGE = re.compile(
 _TAKE_BACK = re.compile(
     r"\b(?:scratch that|forget (?:that|it|I said that|what I said)|strike that|take (?:that|this|it) back|"
     r"never ?mind|on second thoughts?|second thoughts|not realistic|that'?s not going to happen|"
-    r"cross that (?:off|out)|ignore (?:that|what I said))\b",
+    r"cross that (?:off|out)|ignore (?:that|what I said)|(?:that'?s|this is) not a good idea|no, wait|"
+    r"that won'?t work|on reflection)\b",
     re.I,
 )
 # Saying one will not do something after all; tied to a commitment by the words they share.
@@ -32,7 +33,7 @@ _WONT = re.compile(
     r"\b(?:I|we)\s*(?:won'?t|will not|(?:'m|am|are|'re) not (?:going to|gonna)|(?:don'?t|do not) think I'?ll|"
     r"(?:'m|am) not (?:doing|going to do)|(?:'ll|will) (?:skip|leave|drop|hold off on)|shouldn'?t|"
     r"(?:'d|would) rather not|(?:'m|am) dropping|(?:'m|am) not sure I'?ll)\b|"
-    r"\bforget (?:about )?(?:the|my)\b|\b(?:drop|scrap|skip) the\b|(?:\bnot\b|n't|\bno\b)[^.!?]*\bafter all\b",
+    r"\bforget (?:about )?(?:the|my)\b|\b(?:drop|scrap|skip) the\b|\bleave (?:the|my) .{0,40}\bfor now\b|(?:\bnot\b|n't|\bno\b)[^.!?]*\bafter all\b",
     re.I,
 )
 
@@ -83,7 +84,10 @@ def withdrawn(said: Sequence[Sentence], candidates: Sequence[tuple[int, str]], *
         own = [k for k, (at, _) in enumerate(candidates)
                if at < position and said[at].speaker == sentence.speaker and k not in gone]
         if pointing and own:
-            latest = own[-1]
+            # "Let me take that back, the email on Friday": the one it names, else the latest.
+            said_now = content_words(sentence.text[pointing.end():])
+            named_one = max(own, key=lambda k: (len(content_words(candidates[k][1]) & said_now), k))
+            latest = named_one if len(content_words(candidates[named_one][1]) & said_now) >= 2 else own[-1]
             # Their turns alternate with the other person's: two of theirs later is four on.
             if turn[position] - turn[candidates[latest][0]] <= 2 * within_turns:
                 gone.add(latest)
