@@ -99,6 +99,11 @@ def test_negated_dropped_and_asked_are_told_apart():
     assert verdict("I talked to Priya and she took over the reporting work.") == "done"
     assert verdict("I've decided not to share the reporting work with Priya after all.") == "dropped"
     assert verdict("I finished the quarterly budget.") is None  # nothing in common
+    # Reports as people make them.
+    assert verdict("Turns out I don't need to talk to Priya, she took the reporting work on herself.") == "dropped"
+    assert verdict("The reporting work with Priya, I made a start, but only the first part.") == "open"
+    assert verdict("Priya and the reporting work, nope, didn't happen.") == "open"
+    assert verdict("Priya, the reporting work: I've let that one go.") == "dropped"
 
 
 def test_a_repeated_commitment_is_not_added_twice():

@@ -87,6 +87,7 @@ _DROPPED = re.compile(
     r"given up on|dropped|let go of|won't|will not|not going to|no longer|stopped|changed my mind|"
     r"decided to stop|(?:'m|am) stopping|quit|"
     r"scrapped|abandoned|am not doing|'m not doing)\b|\blet (?:it|that|that one|the idea) go\b|"
+    r"\b(?:turns out|turned out) (?:I|we) (?:don'?t|didn'?t) need to\b|\b(?:no longer|not) needed\b|"
     r"\b(?:not|isn't|wasn't) (?:worth it|the right (?:fit|move|time|thing))\b|\bnot doing (?:that|it) any ?more\b",
     re.I,
 )
@@ -94,7 +95,7 @@ _DROPPED = re.compile(
 _NOT_YET = re.compile(
     r"\b(?:not yet|haven'?t|hasn'?t|didn'?t|did not|have not|has not|not\b[^.]*\byet|still (?:on my list|need to|to do|working on|haven'?t|want to|mean to|plan to|going to|have to)|one more|"
     r"slipped|ran out of time|no time|(?:kept )?putting it off|yet to|not quite|half done|fell apart|fell off|"
-    r"(?:want to|need to|going to) get back to|lapsed|not really|"
+    r"(?:want to|need to|going to) get back to|lapsed|not really|made a start|partly|halfway|nope|"
     r"started (?:on )?it but|only (?:got|managed) (?:halfway|part))\b",
     re.I,
 )
