@@ -88,8 +88,15 @@ def true_words(e: coaching_set.Engagement, s: coaching_set.Session) -> Heard:
     return Heard(segments, spans)
 
 
+def espeak_voice(voice: str) -> str:
+    """The espeak-ng voice that sounds as `voice` is meant to. espeak-ng 1.51 ignores a variant
+    on "en-gb" ("en-gb+f3" and "en-gb+m3" come out the same male voice), so two such voices
+    would be one speaker; its British "en-gb-x-rp" honours them."""
+    return "en-gb-x-rp+" + voice.split("+", 1)[1] if voice.startswith("en-gb+") else voice
+
+
 def _espeak(text: str, voice: str) -> np.ndarray:
-    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(WORDS_PER_MINUTE), "--stdout", text],
+    out = subprocess.run(["espeak-ng", "-v", espeak_voice(voice), "-s", str(WORDS_PER_MINUTE), "--stdout", text],
                          check=True, capture_output=True).stdout
     with wave.open(io.BytesIO(out)) as w:
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
@@ -144,7 +151,8 @@ def transcribed(e, s, mode: str, cache: Path | None, prompt: dict | None = None)
     from workers.transcription.speakers import attribute, merge_tracks
     from workers.transcription.voices import voice_frames
     source = "tracks" if mode == "tracks" else "words"
-    recipe = json.dumps([source, e.voices, s.turns, prompt], sort_keys=True)
+    voices = {role: espeak_voice(v) for role, v in {**DEFAULT_VOICES, **e.voices}.items()}
+    recipe = json.dumps([source, voices, s.turns, prompt], sort_keys=True)
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     path = cache / f"{e.name}-{s.id}-{source}-{key}.json" if cache else None
     audio = {}
