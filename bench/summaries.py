@@ -388,9 +388,17 @@ def summarise(engine: str, segments, memory, e, session_id):
     if engine == "openai":
         from integrations.openai_api import make_client
         from workers.summaries.openai_engine import OpenAISummariser
+        from workers.summaries.openai_engine import SummaryFormatError
+        from workers.summaries.schema import ClientSummary
         client = make_client(base_url=os.environ.get("OPENAI_BASE_URL"), api_key=os.environ.get("OPENAI_API_KEY", "x"))
-        return OpenAISummariser(client, os.environ.get("OPENAI_SUMMARY_MODEL", "gpt-4o-mini")).summarise(
-            segments, memory, client_name=e.client, coach_name=e.coach)
+        try:
+            return OpenAISummariser(client, os.environ.get("OPENAI_SUMMARY_MODEL", "gpt-4o-mini")).summarise(
+                segments, memory, client_name=e.client, coach_name=e.coach)
+        except SummaryFormatError as exc:
+            # As a job would fail the session: nothing found, and said so.
+            print(f"    {session_id}: no summary ({exc})", flush=True)
+            empty = {f: [] for f in ClientSummary.model_fields if f not in ("overview", "engine", "basic")}
+            return ClientSummary(overview="", engine="openai", **empty), None
     from workers.summaries.offline import summarise_offline
     return summarise_offline(segments, memory=memory, coach_labels=(e.coach, "Coach"),
                              session_id=session_id, people=(e.client, e.coach), client_name=e.client)
