@@ -147,13 +147,12 @@ def work_starts(said: Sequence[Sentence], coach: set[str]) -> int:
     return 0
 
 
-def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from: int,
-               work_words: set[str]) -> bool:
+def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from: int) -> bool:
     """Whether the plan said in sentence `index` is small talk, not a coaching commitment.
 
     Work, whatever it is about: an answer to the coach's question about what the client will
-    do. Small talk: a plan said before the coach turns to the work, or a plan about leisure
-    that shares no word with what the session's work is about (`work_words`).
+    do. Small talk: a plan said before the coach turns to the work (sentence `work_from`), or
+    a plan about leisure.
     """
     for before in reversed(said[max(0, index - 3): index]):
         if before.speaker and before.speaker.lower() in coach:
@@ -162,8 +161,7 @@ def small_talk(said: Sequence[Sentence], index: int, coach: set[str], work_from:
             break
     if index < work_from:
         return True
-    sentence = said[index].text
-    return bool(_LEISURE.search(sentence))
+    return bool(_LEISURE.search(said[index].text))
 
 
 # A bare object pronoun: "apply for it", "send that by Friday"; not "that I", not "this week".

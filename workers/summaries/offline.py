@@ -170,10 +170,6 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
     ones taken back later in the session and the plans that are only small talk left out.
     `client`: the client's name, so the coach's "I'll send you…" reads "send Robin…"."""
     work_from = conversation.work_starts(said, coach) if coach else 0
-    work_words = set()
-    for sentence in said[work_from:]:
-        if coach and sentence.speaker and sentence.speaker.lower() in coach:
-            work_words |= content_words(sentence.text)
     found: list[tuple[int, Commitment]] = []
     for index, sentence in enumerate(said):
         if sentence.text.endswith("?"):
@@ -186,7 +182,7 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
                 continue
             if _DOUBTED.search(read[: match.start()]):
                 continue
-            if coach and conversation.small_talk(said, index, coach, work_from, work_words):
+            if coach and conversation.small_talk(said, index, coach, work_from):
                 continue
             what = conversation.spell_out(what, said, index)
             # "I'll sit down with Dev. Properly, an hour at least.": the fragment belongs to it.
@@ -197,7 +193,7 @@ def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),
             who = sentence.speaker or "Client"
             if client and _is_coach(who, coach):
                 what = _to_client(what, client)
-            if match.group("who").lower() in ("we", "us"):
+            if match.group("who").lower() == "we":
                 who = "both"
             when = _WHEN.search(what)
             hedged = match.group(0)[: match.start("what") - match.start()] + " " + raw
