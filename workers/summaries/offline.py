@@ -349,7 +349,12 @@ _BLAND = frozenset(
     every first really right sure today week weeks time little always never everything anything
     someone something would could should might must come back looks look sounds thank thanks
     monday tuesday wednesday thursday friday saturday sunday tomorrow yesterday morning
-    mornings afternoon evening""".split()
+    mornings afternoon evening actually honestly basically probably definitely maybe kind
+    month months year years day days tonight start started plan people work speak talk talking
+    done doing going getting put take took give gave want wanted need needed try tried
+    one two three four five six seven eight nine ten first second third tenth twenty thirty
+    early late last next january february march april may june july august september october
+    november december""".split()
 )
 
 
@@ -426,14 +431,19 @@ def _overview(said, coach, themes, decisions, commitments, homework, threads, mo
                   if not _is_coach(s.speaker, coach) and (m := _FOCUS.search(s.text))), None)
     if focus and len(focus.split()) <= 14:
         out.append(f"You talked about {to_you(focus)}.")
-    elif themes:
-        out.append("You talked about " + ", ".join(themes[:2]) + (f" and {themes[2]}" if len(themes) > 2 else "") + ".")
-    else:
+    elif terms := [t for t in themes if " " in t][:2]:
+        # Only terms of two words read as a topic ("tracking migration"); single frequent
+        # words ("lovely", "better") would make the list of words this sentence replaces.
+        out.append("You talked about " + " and ".join(terms) + ".")
+    elif not (moved or decisions or commitments or homework or threads):
         out.append("A short session.")
     if moved:
         out.append("Since last time: " + "; ".join(f"{to_you(what)} ({_VERDICT_WORDS[v]})" for what, v in moved) + ".")
     if decisions:
-        out.append(f"You decided {to_you(decisions[0].text)}.")
+        decided = to_you(decisions[0].text)
+        if len(decided) > 1 and decided[1].islower():
+            decided = decided[0].lower() + decided[1:]  # "No more nodding" mid-sentence; not "Dev's…"
+        out.append(f"You decided {decided}.")
     yours = [c for c in commitments if not _is_coach(c.who, coach)]
     if yours:
         listed = [to_you(c.what) for c in yours[:2]]
