@@ -290,6 +290,18 @@ def test_a_retraction_that_points_and_names_takes_back_the_one_it_names():
     assert said(client) == ["ask Elaine to co-present the plan with me"]
 
 
+def test_the_overview_names_no_list_of_frequent_words():
+    segments = talk(
+        "So, actually, how has the month been?",
+        "Actually lovely. The tracking migration is moving, actually. The tracking migration kickoff is booked.",
+        "And actually the month ahead?",
+        "I'll send the tracking migration plan to Ines by Monday, actually.",
+    )
+    client, _ = summary(segments)
+    assert client.overview.startswith("You talked about tracking migration.")
+    assert "actually" not in client.overview.split(".")[0].lower()
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(
