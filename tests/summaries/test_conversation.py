@@ -302,6 +302,17 @@ def test_the_overview_names_no_list_of_frequent_words():
     assert "actually" not in client.overview.split(".")[0].lower()
 
 
+def test_homework_announced_in_one_sentence_and_said_in_the_next_is_one_item():
+    segments = talk(
+        "Here's something to play with before we meet. Notice each time you say yes without thinking.",
+        "Okay.",
+        "And something for between sessions. Between sessions, write one line a day about what you said no to.",
+    )
+    client, _ = summary(segments)
+    assert [h.task for h in client.homework] == ["Notice each time you say yes without thinking",
+                                                 "write one line a day about what you said no to"]
+
+
 # --- memory across sessions --------------------------------------------------------------------
 
 FIRST = talk(

@@ -232,9 +232,10 @@ def find_homework(said: Sequence[Sentence]) -> list[Homework]:
     """What the coach asks the client to do between sessions, said as homework, or as a
     request with the time between sessions ("this week, could you…"), or as one more
     request straight after homework was set ("And one more: could you…")."""
-    found, last_set = [], None
+    found, last_set, borrowed = [], None, set()
     for index, sentence in enumerate(said):
-        if sentence.text.endswith("?") and not re.search(r"\b(?:could|can|would) you\b", sentence.text, re.I):
+        if index in borrowed or sentence.text.endswith("?") and not re.search(r"\b(?:could|can|would) you\b",
+                                                                               sentence.text, re.I):
             continue
         strong = _HOMEWORK_STRONG.search(sentence.text)
         weak = _HOMEWORK_WEAK.search(sentence.text) if not strong else None
@@ -250,6 +251,13 @@ def find_homework(said: Sequence[Sentence]) -> list[Homework]:
         if strong and (request := _HOMEWORK_WEAK.match(rest)):
             rest = rest[request.end():]  # "between now and next time, could you keep a log…"
         task = _clause(_LEAD_IN.sub("", rest)).rstrip("?")
+        after = said[index + 1] if index + 1 < len(said) else None
+        if strong and len(task.split()) < 2 and after and after.speaker == sentence.speaker:
+            # "Here's something to play with before we meet. Notice each time…": the task is
+            # the next sentence (a transcript may put a full stop where the speaker paused).
+            again = _HOMEWORK_STRONG.match(after.text)
+            task = _clause(_LEAD_IN.sub("", after.text[again.end():] if again else after.text)).rstrip("?")
+            borrowed.add(index + 1)
         if len(task.split()) < 2:
             continue
         when = _WHEN.search(sentence.text)
