@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace as Piece
 
-from workers.transcription.local import split_at_pauses, vocabulary_prompt
+from workers.transcription.local import echoes_prompt, split_at_pauses, vocabulary_prompt
 from workers.transcription.speakers import merge_tracks
 
 
@@ -36,3 +36,12 @@ def test_the_vocabulary_names_each_word_once():
     assert vocabulary_prompt(["Casey Lee", "Robin Ames", "Priya", "priya"], ["promotion case"]) == \
         "Casey Lee, Robin Ames, Priya, promotion case"
     assert vocabulary_prompt([], []) is None
+
+
+def test_a_segment_that_only_repeats_the_given_names_is_an_echo_not_speech():
+    vocabulary = vocabulary_prompt(["Hazel Pemberton", "Joaquin Ibarra"], ["Leeds"])
+    assert echoes_prompt("Ibarra, Joaquin Ibarra, Joaquin Hazel Pemberton, Joaquin Ibarra", vocabulary)
+    # Speech that uses the names is speech.
+    assert not echoes_prompt("Hello Joaquin, lovely to meet you. How are you finding Leeds?", vocabulary)
+    assert not echoes_prompt("Joaquin Ibarra.", vocabulary)  # too short to tell
+    assert not echoes_prompt("Ibarra, Joaquin Ibarra, Joaquin", None)

@@ -13,6 +13,7 @@ import hashlib
 import importlib.resources
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,6 +129,16 @@ def vocabulary_prompt(names: Sequence[str], topics: Sequence[str]) -> str | None
     return text or None
 
 
+def echoes_prompt(text: str, vocabulary: str | None) -> bool:
+    """Whether a segment is the vocabulary said back: on speech it cannot make out, Whisper
+    may repeat the names it was primed with ("Joaquin Ibarra, Joaquin Ibarra, …") instead."""
+    if not vocabulary:
+        return False
+    known = set(re.findall(r"[a-z']+", vocabulary.lower()))
+    words = re.findall(r"[a-z']+", text.lower())
+    return len(words) >= 4 and sum(w in known for w in words) >= 0.6 * len(words)
+
+
 def split_at_pauses(piece, pause: float | None) -> list[Segment]:
     """A Whisper segment as one or more segments, cut where the words stop for `pause`
     seconds; with `pause` None, one segment per word."""
@@ -231,5 +242,8 @@ class LocalWhisper:
         )
         segments = []
         for piece in pieces:
+            if echoes_prompt(piece.text, vocabulary):
+                log.info("dropped a segment that only repeats the names Whisper was given")
+                continue
             segments += split_at_pauses(piece, pause)
         return segments, info.language
