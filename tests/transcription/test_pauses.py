@@ -45,3 +45,24 @@ def test_a_segment_that_only_repeats_the_given_names_is_an_echo_not_speech():
     assert not echoes_prompt("Hello Joaquin, lovely to meet you. How are you finding Leeds?", vocabulary)
     assert not echoes_prompt("Joaquin Ibarra.", vocabulary)  # too short to tell
     assert not echoes_prompt("Ibarra, Joaquin Ibarra, Joaquin", None)
+
+
+def test_a_chunk_whose_transcript_echoes_the_names_is_heard_again_without_them():
+    import numpy as np
+
+    from workers.transcription.local import LocalWhisper
+
+    class Model:  # stands in for faster-whisper's model: primed, it loops on the names
+        def __init__(self):
+            self.hotwords = []
+
+        def transcribe(self, samples, *, hotwords=None, **options):
+            self.hotwords.append(hotwords)
+            text = " Joaquin Ibarra, Joaquin Ibarra, Joaquin Ibarra." if hotwords else " I will practise on Sunday."
+            return iter([Piece(start=0.0, end=2.0, text=text, words=None)]), Piece(language="en")
+
+    model = Model()
+    vocabulary = vocabulary_prompt(["Hazel Pemberton", "Joaquin Ibarra"], [])
+    segments, _ = LocalWhisper()._transcribe_samples(model, np.zeros(16000, np.float32), "en", vocabulary, 1.0)
+    assert [s.text for s in segments] == ["I will practise on Sunday."]
+    assert model.hotwords == [vocabulary, None]

@@ -231,6 +231,19 @@ class LocalWhisper:
                             pause: float | None):
         if not len(samples):
             return [], language
+        pieces, info = self._decode(model, samples, language, vocabulary)
+        if vocabulary and any(echoes_prompt(piece.text, vocabulary) for piece in pieces):
+            # Primed with names, Whisper sometimes writes them back in a loop instead of
+            # what was said, and the loop carries on from window to window. Heard again
+            # without them, the chunk's words are its own.
+            log.info("Whisper repeated the names it was given; this chunk is heard again without them")
+            pieces, info = self._decode(model, samples, language, None)
+        segments = []
+        for piece in pieces:
+            segments += split_at_pauses(piece, pause)
+        return segments, info.language
+
+    def _decode(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None):
         pieces, info = model.transcribe(
             samples,
             language=language,
@@ -240,10 +253,4 @@ class LocalWhisper:
             # As hotwords the vocabulary is in front of every 30-second window, not only the first.
             hotwords=vocabulary,
         )
-        segments = []
-        for piece in pieces:
-            if echoes_prompt(piece.text, vocabulary):
-                log.info("dropped a segment that only repeats the names Whisper was given")
-                continue
-            segments += split_at_pauses(piece, pause)
-        return segments, info.language
+        return list(pieces), info
