@@ -41,6 +41,7 @@ MAX_TRANSCRIPT_CHARS = 400_000
 # ~8k tokens of transcript per request: an hour's session in two or three parts, and room left
 # in a small model's context for the instructions, the memory and the answer.
 CHUNK_CHARS = 32_000
+MAX_ANSWER_TOKENS = 4096
 OVERLAP_LINES = 6  # repeated at the start of the next part, so a sentence cut in two is read whole
 
 SYSTEM_PROMPT = """\
@@ -227,7 +228,9 @@ class OpenAISummariser:
 
     def _ask(self, messages: list[dict]) -> str:
         import openai
-        request = dict(model=self.model, messages=messages, temperature=self.temperature)
+        # A summary's JSON is a few thousand tokens at most; a small model held to a grammar
+        # can otherwise write until its context is full.
+        request = dict(model=self.model, messages=messages, temperature=self.temperature, max_tokens=MAX_ANSWER_TOKENS)
         if not self.schema_in_prompt:
             try:
                 return self._content(self.client.chat.completions.create(**request, response_format=response_format()))
