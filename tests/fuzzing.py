@@ -22,7 +22,10 @@ garbage back is not a leak of anything the service holds.
 SQLAlchemy's loggers are left at the WARNING level SQLAlchemy gives them on import: at INFO and
 DEBUG they echo every statement with its bound parameters, which is reading the database (where
 the inbox keeps a delivery's download token until it is processed), not a log line the service
-writes. Everything else is raised to DEBUG while the fuzz runs.
+writes. The SMTP stand-in's own logger (aiosmtpd's `mail.log`) is kept at WARNING too: at DEBUG
+it echoes every line of every message it receives, which is the recipient's mail server reading
+the email (where a session link belongs), not the service logging it. Everything else is
+raised to DEBUG while the fuzz runs.
 
 Strategies build plain descriptions (`Case`) holding `Ref`s to the world's values (tokens, ids,
 the media's ETag), resolved when the request is sent, so a case stays meaningful when the world
@@ -206,6 +209,11 @@ class LogCapture:
         # Loggers made or reconfigured since the last look (modules imported lazily) too.
         for name, logger in list(logging.root.manager.loggerDict.items()):
             if not isinstance(logger, logging.Logger) or name.split(".")[0] == "sqlalchemy":
+                continue
+            if name == "mail.log":  # the SMTP stand-in, reading what it received (see above)
+                if logger.level != logging.WARNING:
+                    self._saved_levels.setdefault(name, logger.level)
+                    logger.setLevel(logging.WARNING)
                 continue
             if logger.level not in (logging.NOTSET, logging.DEBUG):
                 self._saved_levels.setdefault(name, logger.level)
