@@ -8,7 +8,8 @@ change only where a word's frames sound more like the other voice than a switchi
 which is lower across a pause, where turns change. Words, not segments, get a speaker, so a
 quick "mm, yes" inside the other's turn is heard as theirs.
 
-No model is loaded or fetched. The features of an hour are about 7 MB.
+No model is loaded or fetched. The features of an hour are about 15 MB (19 half-precision
+cepstra and one energy value per 10 ms frame).
 """
 
 from __future__ import annotations
