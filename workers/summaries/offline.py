@@ -26,7 +26,8 @@ from workers.summaries.schema import (
     KeyMoment,
     apply_citations,
 )
-from workers.summaries.text import IRREGULAR_PAST, STOPWORDS, Sentence, content_words, sentences, stem, to_you
+from workers.summaries.text import (IRREGULAR_PAST, STOPWORDS, Sentence, content_words, first_of_each, sentences,
+                                    stem, to_you)
 from workers.transcription import Segment
 
 ENGINE = "offline-basic"
@@ -151,17 +152,6 @@ def _clause(text: str) -> str:
 
 def _is_coach(speaker: str | None, coach_labels: set[str]) -> bool:
     return bool(speaker) and speaker.lower() in coach_labels
-
-
-def first_of_each(items: list, text_of) -> list:
-    """The items in order, each text (compared by its words, any case) only once."""
-    seen, out = set(), []
-    for item in items:
-        key = " ".join(re.findall(r"\w+", text_of(item).lower()))
-        if key not in seen:
-            seen.add(key)
-            out.append(item)
-    return out
 
 
 def find_commitments(said: Sequence[Sentence], coach: set[str] = frozenset(),

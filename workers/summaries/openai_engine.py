@@ -31,6 +31,7 @@ from workers.summaries.schema import (
     split_tiers,
     strict_json_schema,
 )
+from workers.summaries.text import first_of_each
 from workers.transcription import Segment
 
 log = logging.getLogger(__name__)
@@ -108,16 +109,6 @@ def chunks(segments: Sequence[Segment], limit: int, overlap: int = OVERLAP_LINES
     return parts
 
 
-def _first_of_each(items: list, key) -> list:
-    seen, out = set(), []
-    for item in items:
-        k = " ".join(re.findall(r"\w+", str(key(item)).lower()))
-        if k not in seen:
-            seen.add(k)
-            out.append(item)
-    return out
-
-
 def merge_drafts(drafts: Sequence[SummaryDraft]) -> SummaryDraft:
     """One draft from the drafts of a session's parts, in order: every list joined, each item
     once (the parts overlap), the overviews one after another."""
@@ -131,9 +122,9 @@ def merge_drafts(drafts: Sequence[SummaryDraft]) -> SummaryDraft:
             client[field] = " ".join(d.client.overview.strip() for d in drafts if d.client.overview.strip())
         else:
             joined = [item for d in drafts for item in getattr(d.client, field)]
-            client[field] = _first_of_each(joined, keys.get(field, str))
+            client[field] = first_of_each(joined, keys.get(field, str))
     for field in drafts[0].coach.model_fields:
-        coach[field] = _first_of_each([item for d in drafts for item in getattr(d.coach, field)], str)
+        coach[field] = first_of_each([item for d in drafts for item in getattr(d.coach, field)], str)
     return SummaryDraft(client=drafts[0].client.model_copy(update=client),
                         coach=drafts[0].coach.model_copy(update=coach))
 

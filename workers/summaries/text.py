@@ -128,3 +128,14 @@ _FIRST_PERSON = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _SECOND_PER
 def to_you(text: str) -> str:
     """A client's first-person words addressed back to them: "my manager" → "your manager"."""
     return _FIRST_PERSON.sub(lambda m: _SECOND_PERSON[m.group(0).lower()], text)
+
+
+def first_of_each(items: list, text_of) -> list:
+    """The items in order, each text (compared by its words, any case) only once."""
+    seen, out = set(), []
+    for item in items:
+        key = " ".join(re.findall(r"\w+", text_of(item).lower()))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
