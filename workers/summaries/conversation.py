@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from workers.summaries.text import STOPWORDS, Sentence, content_words
+from workers.summaries.text import STOPWORDS, Sentence, content_words, turns
 
 _HEDGE = re.compile(
     r"\b(?:might|may|maybe|perhaps|probably|hopefully|possibly|try to|try and|see if|if I (?:can|get|have|find)|"
@@ -44,13 +44,8 @@ def tentative(text: str) -> bool:
 
 
 def turn_numbers(said: Sequence[Sentence]) -> list[int]:
-    """For each sentence, the number of the turn it is in (a turn: one speaker's run of sentences)."""
-    out, number = [], -1
-    for position, sentence in enumerate(said):
-        if not position or said[position - 1].speaker != sentence.speaker:
-            number += 1
-        out.append(number)
-    return out
+    """For each sentence, the number of the turn it is in."""
+    return [number for number, turn in enumerate(turns(said)) for _ in turn]
 
 
 def prompt_words(said: Sequence[Sentence], index: int) -> set[str]:

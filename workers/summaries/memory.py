@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workers.summaries.schema import ClientTier
-from workers.summaries.text import content_words, normalise, sentences, stem
+from workers.summaries.text import content_words, normalise, sentences, stem, turns
 from workers.transcription import Segment
 
 MAX_CLOSED_COMMITMENTS = 50  # closed ones are history; keep the memory (and the prompt) small
@@ -158,15 +158,10 @@ def detect_progress(
     no evidence.
     """
     said = sentences(segments)
-    turns: list[list[int]] = []
-    for position, sentence in enumerate(said):
-        if turns and said[turns[-1][-1]].speaker == sentence.speaker:
-            turns[-1].append(position)
-        else:
-            turns.append([position])
+    grouped = turns(said)
     best: dict[int, tuple[int, int, Verdict, Evidence]] = {}  # index -> (turn, shared, verdict, evidence)
-    for number, turn in enumerate(turns):
-        before = turns[number - 1] if number else []
+    for number, turn in enumerate(grouped):
+        before = grouped[number - 1] if number else []
         prompt = " ".join(said[p].text for p in before)
         asked = bool(before)
         for k, position in enumerate(turn):

@@ -27,7 +27,7 @@ from workers.summaries.schema import (
     apply_citations,
 )
 from workers.summaries.text import (IRREGULAR_PAST, STOPWORDS, Sentence, content_words, first_of_each, sentences,
-                                    stem, to_you)
+                                    stem, to_you, turns)
 from workers.transcription import Segment
 
 ENGINE = "offline-basic"
@@ -318,13 +318,9 @@ def find_open_threads(said: Sequence[Sentence]) -> list[str]:
             add(index, True, topic[0].upper() + topic[1:])
             continue
         # Earlier sentences, read as whole turns: "Honestly, my sister. Since the funeral…"
-        turns: list[tuple[str | None, str]] = []
-        for earlier in said[max(0, index - 4): index]:
-            if turns and turns[-1][0] == earlier.speaker:
-                turns[-1] = (earlier.speaker, turns[-1][1] + " " + earlier.text)
-            else:
-                turns.append((earlier.speaker, earlier.text))
-        before = [text for _, text in turns[-2:] if len(content_words(text)) >= 2]
+        window = said[max(0, index - 4): index]
+        spoken = [" ".join(window[p].text for p in turn) for turn in turns(window)]
+        before = [text for text in spoken[-2:] if len(content_words(text)) >= 2]
         if before:
             # The last question, else the turn with the most words that carry meaning.
             asked = [s.text for s in said[max(0, index - 2): index] if s.text.endswith("?")

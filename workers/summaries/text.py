@@ -139,3 +139,14 @@ def first_of_each(items: list, text_of) -> list:
             seen.add(key)
             out.append(item)
     return out
+
+
+def turns(said: Sequence[Sentence]) -> list[list[int]]:
+    """The indexes of `said` grouped into turns: each a run of one speaker's sentences."""
+    grouped: list[list[int]] = []
+    for position, sentence in enumerate(said):
+        if grouped and said[grouped[-1][-1]].speaker == sentence.speaker:
+            grouped[-1].append(position)
+        else:
+            grouped.append([position])
+    return grouped
