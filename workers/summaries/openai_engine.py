@@ -142,6 +142,11 @@ def transcript_for_prompt(segments: Sequence[Segment], limit: int = MAX_TRANSCRI
     return text
 
 
+def with_schema(system: str) -> str:
+    """The instructions with the schema written out, for a server without structured outputs."""
+    return system + "\nThe JSON schema your answer must follow:\n" + json.dumps(strict_json_schema(SummaryDraft))
+
+
 def response_format() -> dict:
     return {
         "type": "json_schema",
@@ -172,9 +177,7 @@ class OpenAISummariser:
         part: tuple[int, int] = (1, 1),
     ) -> list[dict]:
         people = f"Coach: {coach_name or 'the coach'}. Client: {client_name or 'the client'}.\n\n"
-        system = SYSTEM_PROMPT
-        if self.schema_in_prompt:
-            system += "\nThe JSON schema your answer must follow:\n" + json.dumps(strict_json_schema(SummaryDraft))
+        system = with_schema(SYSTEM_PROMPT) if self.schema_in_prompt else SYSTEM_PROMPT
         which = "" if part == (1, 1) else (
             f"This is part {part[0]} of {part[1]} of the session; summarise only this part.\n\n")
         return [
@@ -229,9 +232,7 @@ class OpenAISummariser:
                 # A server without structured outputs: the schema goes into the prompt instead.
                 log.info("the server refused response_format (%s); the schema goes in the prompt", exc.status_code)
                 self.schema_in_prompt = True
-                system = messages[0]["content"] + "\nThe JSON schema your answer must follow:\n" + \
-                    json.dumps(strict_json_schema(SummaryDraft))
-                request["messages"] = [{**messages[0], "content": system}, *messages[1:]]
+                request["messages"] = [{**messages[0], "content": with_schema(messages[0]["content"])}, *messages[1:]]
         return self._content(self.client.chat.completions.create(**request))
 
     @staticmethod
