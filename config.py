@@ -60,7 +60,8 @@ def _check_storage_url(value: str) -> str:
 
 # Values never repeated in an error message.
 _SECRET_VARIABLES = {"SECRET_KEY", "VAULT_MASTER_KEY", "ZOOM_WEBHOOK_SECRET", "ZOOM_CLIENT_SECRET",
-                     "GOOGLE_CLIENT_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",
+                     "ZOOM_APP_CLIENT_SECRET", "GOOGLE_CLIENT_SECRET", "SLACK_SIGNING_SECRET",
+                     "SLACK_BOT_TOKEN", "SLACK_CLIENT_SECRET",
                      "OPENAI_API_KEY", "SMTP_URL", "DATABASE_URL", "REDIS_URL"}
 
 
@@ -90,12 +91,20 @@ class Settings(BaseSettings):
     zoom_oauth_url: str = _env("ZOOM_OAUTH_URL", "https://zoom.us/oauth/token")
     # A comma-separated list, not JSON (NoDecode: the validator below splits it).
     zoom_download_hosts: Annotated[tuple[str, ...], NoDecode] = _env("ZOOM_DOWNLOAD_HOSTS", ("zoom.us", "*.zoom.us"))
+    # The user-authorised Zoom app each coach connects to their own Zoom (unset: connect is off).
+    zoom_app_client_id: str | None = _env("ZOOM_APP_CLIENT_ID")
+    zoom_app_client_secret: str | None = _env("ZOOM_APP_CLIENT_SECRET")
+    zoom_authorize_url: str = _env("ZOOM_AUTHORIZE_URL", "https://zoom.us/oauth/authorize")
     smtp_url: str | None = _env("SMTP_URL")              # None: a Maildir under var/outbox
     mail_from: str = _env("MAIL_FROM", "holdspace@localhost")
     link_ttl_seconds: int = _env("LINK_TTL_SECONDS", 604800, ge=60)
     slack_signing_secret: str | None = _env("SLACK_SIGNING_SECRET")
     slack_bot_token: str | None = _env("SLACK_BOT_TOKEN")
     slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+    # A Slack app installed in many workspaces (unset: one workspace through SLACK_BOT_TOKEN).
+    slack_client_id: str | None = _env("SLACK_CLIENT_ID")
+    slack_client_secret: str | None = _env("SLACK_CLIENT_SECRET")
+    slack_authorize_url: str = _env("SLACK_AUTHORIZE_URL", "https://slack.com/oauth/v2/authorize")
     google_pubsub_audience: str | None = _env("GOOGLE_PUBSUB_AUDIENCE")
     google_pubsub_service_account: str | None = _env("GOOGLE_PUBSUB_SERVICE_ACCOUNT")
     google_certs_url: str | None = _env("GOOGLE_CERTS_URL")
@@ -214,6 +223,16 @@ class Settings(BaseSettings):
         return bool(self.google_client_id and self.google_client_secret)
 
     @property
+    def zoom_connect_configured(self) -> bool:
+        """Whether coaches may connect their own Zoom (the user-authorised app is set up)."""
+        return bool(self.zoom_app_client_id and self.zoom_app_client_secret)
+
+    @property
+    def slack_oauth_configured(self) -> bool:
+        """Whether holdspace may be installed in many Slack workspaces (OAuth v2)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
     def openai_configured(self) -> bool:
         """A key or a base URL: a self-hosted OpenAI-compatible server may need no key."""
         return bool(self.openai_api_key or self.openai_base_url)
@@ -224,7 +243,7 @@ class Settings(BaseSettings):
     def __repr__(self) -> str:
         # Secrets stay out of reprs, tracebacks and logs.
         hidden = {"secret_key", "vault_master_key", "audit_key", "zoom_webhook_secret", "zoom_client_secret",
-                  "google_client_secret",
+                  "zoom_app_client_secret", "google_client_secret", "slack_client_secret",
                   "slack_signing_secret", "slack_bot_token", "openai_api_key", "smtp_url",
                   "database_url", "redis_url"}
         parts = [f"{name}={'***' if name in hidden and getattr(self, name) else getattr(self, name)!r}"

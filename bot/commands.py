@@ -173,12 +173,19 @@ def dashboard(rt, coach_id, args, actor) -> str:
     return f"Your dashboard (this sign-in link works once, for 15 minutes): {login_link(rt, coach_id)}"
 
 
+# What `connect` links to, by platform: the dashboard page that holds the connection.
+_CONNECT_PAGES = {"google": ("/coach/google", "Connect Google Meet"),
+                  "zoom": ("/coach/zoom", "Connect your Zoom")}
+
+
 def connect(rt, coach_id, args, actor) -> str:
-    if [a.lower() for a in args[:1]] != ["google"]:
-        raise CoachError("Usage: /holdspace connect google")
+    page = _CONNECT_PAGES.get((args[:1] or [""])[0].lower())
+    if page is None:
+        raise CoachError("Usage: /holdspace connect zoom | connect google")
     from portal.coach import login_link
-    return ("Connect Google Meet from your dashboard (this sign-in link works once, for 15 minutes): "
-            + login_link(rt, coach_id, next_path="/coach/google"))
+    path, label = page
+    return f"{label} from your dashboard (this sign-in link works once, for 15 minutes): " + login_link(
+        rt, coach_id, next_path=path)
 
 
 COMMANDS: dict[str, Command] = {
@@ -196,7 +203,7 @@ COMMANDS: dict[str, Command] = {
     "status": Command(status, "status", "the pipeline: states, failures, queue"),
     "retry": Command(retry, "retry <session>", "run a failed or stalled session's work again"),
     "dashboard": Command(dashboard, "dashboard", "a one-tap sign-in link to your dashboard"),
-    "connect": Command(connect, "connect google", "connect your Google account for Meet recordings"),
+    "connect": Command(connect, "connect zoom | connect google", "connect your own Zoom, or Google for Meet"),
 }
 
 

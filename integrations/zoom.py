@@ -190,13 +190,20 @@ class Download:
         return f"Download({self._what}, content_type={self.content_type!r}, size={self.size})"
 
 
-class ZoomClient:
-    """Zoom's REST API with a Server-to-Server OAuth app, and recording downloads.
+# Where a client acting for one Zoom user gets its access token: called with the token a 401
+# just came back for (None at first), it answers a token that is not that one.
+TokenSource = Callable[["str | None"], str]
 
-    Thread-safe: the access token is cached behind a lock and shared between threads."""
+
+class ZoomClient:
+    """Zoom's REST API, and recording downloads, with a Server-to-Server OAuth app or, given
+    `token_source`, with the tokens of one user who connected the user-authorised app.
+
+    Thread-safe: the S2S access token is cached behind a lock and shared between threads."""
 
     def __init__(self, account_id: str | None, client_id: str | None,
                  client_secret: str | None, *,
+                 token_source: TokenSource | None = None,
                  api_base_url: str = DEFAULT_API_BASE_URL,
                  oauth_url: str = DEFAULT_OAUTH_URL,
                  download_hosts: Sequence[str] = DEFAULT_DOWNLOAD_HOSTS,
@@ -206,6 +213,7 @@ class ZoomClient:
                  timeout: float = 30):
         self.account_id = account_id
         self.client_id = client_id
+        self._token_source = token_source
         self._client_secret = client_secret
         self.api_base_url = api_base_url.rstrip("/")
         self.oauth_url = oauth_url
@@ -222,10 +230,23 @@ class ZoomClient:
 
     @property
     def configured(self) -> bool:
-        return bool(self.account_id and self.client_id and self._client_secret)
+        return self._token_source is not None or bool(
+            self.account_id and self.client_id and self._client_secret)
+
+    @property
+    def acts_for_user(self) -> bool:
+        """Whether this client holds one user's own tokens (not an account-wide S2S app)."""
+        return self._token_source is not None
 
     def __repr__(self) -> str:
-        return f"ZoomClient(account_id={self.account_id!r}, configured={self.configured})"
+        mode = "user" if self.acts_for_user else "s2s"
+        return f"ZoomClient(account_id={self.account_id!r}, mode={mode}, configured={self.configured})"
+
+    # --- users -----------------------------------------------------------------------------
+
+    def get_me(self) -> dict:
+        """`GET /users/me`: who the token belongs to (`id`, `account_id`, `email`)."""
+        return self._api("GET", "/users/me", missing=()) or {}
 
     # --- meetings --------------------------------------------------------------------------
 
@@ -313,7 +334,7 @@ class ZoomClient:
         Every URL and every redirect hop must be on `download_hosts`.
 
         Authorises with `download_token` first; when that is refused (401/403, or the HTML
-        login page) or was not given, with the S2S access token: a download token lives 24 h
+        login page) or was not given, with the API access token: a download token lives 24 h
         and can be spent before a late or retried event reaches us.
         Raises DownloadError; see `Download` for errors raised while iterating."""
         if kind not in DOWNLOAD_KINDS:
@@ -469,6 +490,10 @@ class ZoomClient:
     def _access_token(self, *, stale: str | None = None) -> str:
         """The cached S2S token, or a new one when it is near expiry or is `stale` (the token
         a 401 just came back for; if another thread already replaced it, that one is used)."""
+        if self._token_source is not None:
+            token = self._token_source(stale)
+            self._seen_tokens.append(token)
+            return token
         if not self.configured:
             raise ZoomError("Zoom Server-to-Server OAuth is not configured "
                             "(account id, client id and client secret are all needed)")
@@ -507,8 +532,8 @@ class ZoomClient:
         resp = self._send(method, url, what, params=params,
                           headers={"Authorization": f"Bearer {token}"})
         if resp.status_code == 401:
-            # S2S tokens cannot be refreshed and can be revoked or rotated before expiry:
-            # one new token, one more try, then the 401 stands.
+            # A token can die before its expiry (S2S tokens rotated, a user token revoked:
+            # code 124): one new token, one more try, then the 401 stands.
             resp.close()
             token = self._access_token(stale=token)
             resp = self._send(method, url, what, params=params,

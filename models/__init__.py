@@ -4,7 +4,8 @@ Imports none of the other packages: webhooks, workers, portal and bot build on t
 
 from models.tables import (  # noqa: F401
     Asset, AuditEvent, Client, ClientMemory, Coach, CoachInsight, CoachingSession, Consent,
-    DeletionReceipt, GoogleConnection, InboxEvent, SearchTerm, SearchVocabulary, TranscriptPassage,
+    DeletionReceipt, GoogleConnection, InboxEvent, SearchTerm, SearchVocabulary, SlackInstallation,
+    TranscriptPassage, ZoomConnection,
     Link, MeetingMapping, OutboundMessage, PrivateNote, SessionState, Summary, Transcript,
     CONSENT_SCOPES, MEDIA_POLICIES, new_id, utcnow,
 )

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from models import sealing
-from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping)
+from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping,
+                           ZoomConnection)
 
 
 # Coaches are the tenants themselves: looking one up is how every request gets its scope.
@@ -24,6 +25,25 @@ def coach_by_zoom_host(db: Session, host_id: str | None, host_email: str | None)
         if coach:
             return coach
     return coach_by_email(db, host_email) if host_email else None
+
+
+def coach_by_zoom_user(db: Session, zoom_user_id: str) -> Coach | None:
+    return db.exec(select(Coach).where(Coach.zoom_user_id == zoom_user_id)).first()
+
+
+def zoom_connection_for_host(db: Session, account_id: str | None, host_id: str | None) -> ZoomConnection | None:
+    """The coach's own Zoom connection a webhook belongs to: by host id and, when the event
+    names one, the account id too (an event of another account never matches)."""
+    if not host_id:
+        return None
+    query = select(ZoomConnection).where(ZoomConnection.zoom_user_id == host_id)
+    if account_id:
+        query = query.where(ZoomConnection.zoom_account_id == account_id)
+    return db.exec(query).first()
+
+
+def zoom_connection_of(db: Session, coach_id: str) -> ZoomConnection | None:
+    return db.exec(select(ZoomConnection).where(ZoomConnection.coach_id == coach_id)).first()
 
 
 def coach_by_slack_user(db: Session, slack_user_id: str) -> Coach | None:

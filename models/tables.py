@@ -64,6 +64,8 @@ class Coach(SQLModel, table=True):
     email: str = Field(unique=True, index=True)
     name: str
     slack_user_id: str | None = Field(default=None, unique=True)
+    # The workspace of that Slack user: whose installation (bot token) speaks to the coach.
+    slack_team_id: str | None = Field(default=None, index=True)
     zoom_user_id: str | None = Field(default=None, unique=True)
     google_user_id: str | None = Field(default=None, unique=True)
     time_zone: str = "UTC"
@@ -145,6 +147,49 @@ class GoogleConnection(SQLModel, table=True):
     status: str = "active"  # active | suspended | expired | disconnected
     status_reason: str | None = None
     connected_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ZoomConnection(SQLModel, table=True):
+    """A coach's own Zoom, connected through the user-authorised app: who they are at Zoom and
+    the tokens holdspace acts with, both only sealed by the vault.
+
+    Zoom spends the refresh token on every refresh, so a refresh is taken by one worker at a
+    time: it claims `refresh_lease_until` with a compare-and-swap on `token_version`, and every
+    new pair of tokens bumps the version (workers/platforms/zoom_tokens.py)."""
+    id: str = Field(default_factory=new_id, primary_key=True)
+    coach_id: str = Field(foreign_key="coach.id", unique=True)
+    zoom_user_id: str = Field(index=True)
+    zoom_account_id: str = Field(index=True)
+    access_token_sealed: str | None = Field(default=None, sa_column=Column(Text))
+    refresh_token_sealed: str | None = Field(default=None, sa_column=Column(Text))
+    access_expires_at: datetime | None = None
+    scope: str | None = None
+    token_version: int = 0
+    refresh_lease_until: datetime | None = None
+    status: str = "active"  # active | broken | deauthorized | disconnected
+    status_reason: str | None = None
+    connected_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SlackInstallation(SQLModel, table=True):
+    """holdspace's bot in one Slack workspace (OAuth v2): one row per workspace, its bot token
+    only sealed by the vault; cleared when the app is uninstalled or its tokens are revoked."""
+    __table_args__ = (UniqueConstraint("enterprise_id", "team_id"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    team_id: str = Field(index=True)
+    team_name: str | None = None
+    enterprise_id: str = ""  # "" outside Enterprise Grid, so the unique pair holds everywhere
+    is_enterprise_install: bool = False
+    app_id: str | None = None
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    bot_scopes: str = ""
+    bot_token_sealed: str | None = Field(default=None, sa_column=Column(Text))
+    installer_user_id: str | None = None
+    status: str = "active"  # active | uninstalled | revoked
+    installed_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -239,7 +239,7 @@ def test_refusal_is_sent_to_the_coach_in_slack(hs, zoom_stub, smtp_sink, slack):
     assert smtp_sink.to(COACH_EMAIL) == []
 
 
-def test_dashboard_and_connect_google_give_one_time_sign_in_links(hs):
+def test_dashboard_and_connect_give_one_time_sign_in_links(hs):
     with_slack_coach(hs)
     text = reply(slash(hs, "dashboard"))
     link = text.rsplit(" ", 1)[1]
@@ -249,7 +249,9 @@ def test_dashboard_and_connect_google_give_one_time_sign_in_links(hs):
     assert hs.http.get("/coach").status_code == 200
     connect = reply(slash(hs, "connect google"))
     assert "/coach/auth/" in connect and "Connect Google Meet" in connect
-    assert "Usage: /holdspace connect google" in reply(slash(hs, "connect zoom"))
+    zoom = reply(slash(hs, "connect zoom"))
+    assert "/coach/auth/" in zoom and "Connect your Zoom" in zoom
+    assert "Usage: /holdspace connect zoom | connect google" in reply(slash(hs, "connect teams"))
     resp = slash(hs, "dashboard")
     assert resp.get_json()["unfurl_links"] is False  # no link preview may use up the link
 

@@ -18,7 +18,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from tests.localserver import LocalServer, StubHandler, page_offset, page_token
 
@@ -115,6 +115,16 @@ class ZoomStub(LocalServer):
         self._upcoming: dict[str, list[dict]] = {}
         self._files: dict[str, StubFile] = {}
         self._failures: list[list] = []                 # [path_prefix, status, retry_after, n]
+        # The user-authorised app: Zoom users who may connect, and their grants.
+        self._users: dict[str, dict] = {}               # user id -> {"account_id", "email"}
+        self._token_users: dict[str, str] = {}          # access token -> user id (none: S2S)
+        self._codes: dict[str, tuple[str, str]] = {}    # code -> (user id, redirect_uri)
+        self._refresh_tokens: dict[str, str] = {}       # live refresh token -> user id
+        self.signed_in_user: str | None = None          # who "clicks Allow" at /oauth/authorize
+        self.refreshes = 0                              # refresh grants answered
+        self.refused_refreshes = 0
+        self.refresh_delay = 0.0                        # seconds a refresh takes (widens races)
+        self.revoked: list[str] = []                    # tokens revoked through /oauth/revoke
 
     @property
     def api_base_url(self) -> str:
@@ -123,6 +133,42 @@ class ZoomStub(LocalServer):
     @property
     def oauth_url(self) -> str:
         return self.base_url + "/oauth/token"
+
+    @property
+    def authorize_url(self) -> str:
+        return self.base_url + "/oauth/authorize"
+
+    app_client_id = "stub-app-client-id"
+    app_client_secret = "stub-app-secret-Zx8p"
+
+    def app_env(self) -> dict:
+        """Environment for holdspace's user-authorised Zoom app pointed at this stub (no S2S)."""
+        return {"ZOOM_APP_CLIENT_ID": self.app_client_id, "ZOOM_APP_CLIENT_SECRET": self.app_client_secret,
+                "ZOOM_AUTHORIZE_URL": self.authorize_url, "ZOOM_OAUTH_URL": self.oauth_url,
+                "ZOOM_API_BASE_URL": self.api_base_url, "ZOOM_DOWNLOAD_HOSTS": f"127.0.0.1:{self.port}"}
+
+    # --- users of the user-authorised app --------------------------------------------------
+
+    def add_user(self, user_id: str, account_id: str, email: str) -> None:
+        """A Zoom user who can connect the app (and whose meetings only their token sees)."""
+        with self._lock:
+            self._users[user_id] = {"account_id": account_id, "email": email}
+
+    def live_refresh_tokens(self, user_id: str) -> list[str]:
+        with self._lock:
+            return [t for t, u in self._refresh_tokens.items() if u == user_id]
+
+    def kill_refresh_tokens(self, user_id: str) -> None:
+        """The user's grant dies at Zoom (revoked there, or 90 days unused)."""
+        with self._lock:
+            for token in [t for t, u in self._refresh_tokens.items() if u == user_id]:
+                del self._refresh_tokens[token]
+
+    def expire_user_access_tokens(self, user_id: str) -> None:
+        with self._lock:
+            for token, owner in self._token_users.items():
+                if owner == user_id:
+                    self._access_tokens[token] = False
 
     def client_kwargs(self) -> dict:
         """Keyword arguments for `integrations.zoom.ZoomClient` pointed at this stub."""
@@ -291,11 +337,34 @@ class ZoomStub(LocalServer):
                     f.mode, f.times = "ok", None
             return mode
 
-    def _issue_access_token(self) -> str:
+    def _issue_access_token(self, user_id: str | None = None) -> str:
         with self._lock:
             token = f"access-{len(self._access_tokens) + 1}"
+            if user_id:  # a user's token is a secret worth looking for in files and logs
+                token += f"-{random.getrandbits(40):010x}"
             self._access_tokens[token] = True
+            if user_id:
+                self._token_users[token] = user_id
             return token
+
+    def _issue_grant(self, user_id: str) -> dict:
+        refresh = f"refresh-{random.getrandbits(64):016x}"
+        with self._lock:
+            self._refresh_tokens[refresh] = user_id
+        return {"access_token": self._issue_access_token(user_id), "token_type": "bearer",
+                "refresh_token": refresh, "expires_in": self.expires_in,
+                "scope": "meeting:read recording:read recording:write user:read"}
+
+    def _token_user(self, token: str | None) -> str | None:
+        with self._lock:
+            return self._token_users.get(token or "")
+
+    def _visible(self, token: str | None, m: StubMeeting | None) -> StubMeeting | None:
+        """A user's token sees that user's meetings only; an S2S token sees the account's."""
+        user = self._token_user(token)
+        if m is None or user is None:
+            return m
+        return m if m.host_id == user else None
 
     def _access_token_valid(self, token: str | None) -> bool:
         with self._lock:
@@ -317,9 +386,15 @@ class ZoomStub(LocalServer):
                         return m
             return None
 
+    def _hosts_file(self, user_id: str, file_id: str) -> bool:
+        with self._lock:
+            return any(m.host_id == user_id and any(f.get("id") == file_id for f in
+                                                     m.files + m.participant_audio_files)
+                       for m in self._meetings.values())
+
     def _known_user(self, user_id: str) -> bool:
         with self._lock:
-            return user_id in self._upcoming or any(
+            return user_id in self._upcoming or user_id in self._users or any(
                 user_id in (m.host_id, m.host_email) for m in self._meetings.values())
 
 
@@ -350,6 +425,10 @@ class _Handler(StubHandler):
             return self._json(status, {"code": status, "message": _reason(status)}, extra)
         if self.raw_path == "/oauth/token" and method == "POST":
             return self._oauth()
+        if self.raw_path == "/oauth/authorize" and method == "GET":
+            return self._authorize()
+        if self.raw_path == "/oauth/revoke" and method == "POST":
+            return self._revoke()
         if self.raw_path.startswith("/v2/"):
             return self._api(method)
         if self.raw_path.startswith("/rec/download/") and method == "GET":
@@ -406,6 +485,9 @@ class _Handler(StubHandler):
         with stub._lock:
             stub.token_requests += 1
         expected = base64.b64encode(f"{stub.client_id}:{stub.client_secret}".encode()).decode()
+        form = self.request_record.form() if self.body else {}
+        if form.get("grant_type") in ("authorization_code", "refresh_token"):
+            return self._user_grant(form)
         if (self.headers.get("Authorization") or "") != f"Basic {expected}":
             return self._json(401, {"reason": "Invalid client_id or client_secret",
                                     "error": "invalid_client"})
@@ -421,6 +503,65 @@ class _Handler(StubHandler):
                      "user:read:admin",
             "api_url": stub.base_url})
 
+    def _app_auth_ok(self) -> bool:
+        stub = self.stub
+        expected = base64.b64encode(f"{stub.app_client_id}:{stub.app_client_secret}".encode()).decode()
+        return (self.headers.get("Authorization") or "") == f"Basic {expected}"
+
+    def _authorize(self) -> None:
+        """Zoom's consent page, as if the signed-in user clicked Allow: back to redirect_uri."""
+        stub = self.stub
+        if self._param("client_id") != stub.app_client_id or self._param("response_type") != "code":
+            return self._json(400, {"reason": "Invalid client_id", "error": "invalid_request"})
+        user, redirect_uri = stub.signed_in_user, self._param("redirect_uri") or ""
+        if user is None or user not in stub._users:
+            return self._send(200, LOGIN_PAGE, "text/html;charset=utf-8")
+        code = f"code-{random.getrandbits(48):012x}"
+        with stub._lock:
+            stub._codes[code] = (user, redirect_uri)
+        sep = "&" if "?" in redirect_uri else "?"
+        target = f"{redirect_uri}{sep}code={code}&state={quote(self._param('state') or '', safe='')}"
+        return self._send(302, b"", "text/html", {"Location": target})
+
+    def _user_grant(self, form: dict) -> None:
+        stub = self.stub
+        if not self._app_auth_ok():
+            return self._json(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+        if form["grant_type"] == "authorization_code":
+            with stub._lock:
+                user, redirect_uri = stub._codes.pop(form.get("code", ""), (None, None))
+            if user is None or redirect_uri != form.get("redirect_uri"):
+                return self._json(400, {"reason": "Invalid authorization code", "error": "invalid_grant"})
+            return self._json(200, stub._issue_grant(user))
+        if stub.refresh_delay:
+            time.sleep(stub.refresh_delay)
+        with stub._lock:
+            # Zoom rotates: the refresh token is spent by its first use.
+            user = stub._refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if user is None:
+                stub.refused_refreshes += 1
+            else:
+                stub.refreshes += 1
+        if user is None:
+            return self._json(400, {"reason": "Invalid Token!", "error": "invalid_grant"})
+        return self._json(200, stub._issue_grant(user))
+
+    def _revoke(self) -> None:
+        stub = self.stub
+        if not self._app_auth_ok():
+            return self._json(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+        token = self._param("token") or ""
+        with stub._lock:
+            stub.revoked.append(token)
+            user = stub._token_users.get(token) or stub._refresh_tokens.get(token)
+            if user:
+                for t, owner in list(stub._token_users.items()):
+                    if owner == user:
+                        stub._access_tokens[t] = False
+                for t in [t for t, owner in stub._refresh_tokens.items() if owner == user]:
+                    del stub._refresh_tokens[t]
+        return self._json(200, {"status": "success"})
+
     # --- API -------------------------------------------------------------------------------
 
     def _api(self, method: str) -> None:
@@ -429,14 +570,26 @@ class _Handler(StubHandler):
             return self._json(401, {"code": 124, "message": "Invalid access token."})
         seg = self.raw_path[len("/v2/"):].split("/")
         route = (method, seg[0], len(seg), seg[-1] if len(seg) == 3 else None)
+        token_user = stub._token_user(self._bearer())
+        if route[:3] == ("GET", "users", 2) and seg[1] == "me":
+            if token_user is None:
+                return self._json(400, {"code": 200, "message": "This API only supports OAuth2 user tokens."})
+            with stub._lock:
+                user = dict(stub._users.get(token_user) or {})
+            return self._json(200, {"id": token_user, "account_id": user.get("account_id"),
+                                    "email": user.get("email"), "type": 1, "status": "active"})
+        if seg[0] == "users" and len(seg) >= 2 and seg[1] in ("me", token_user) and token_user:
+            seg[1] = token_user
+        elif seg[0] == "users" and token_user and len(seg) >= 2:
+            return self._json(404, {"code": 1001, "message": "User does not exist."})
 
         if route[:3] == ("GET", "meetings", 2):
-            m = stub._meeting_by_ref(unquote(seg[1]))
+            m = stub._visible(self._bearer(), stub._meeting_by_ref(unquote(seg[1])))
             if m is None:
                 return self._meeting_missing(unquote(seg[1]))
             return self._json(200, _meeting_body(m))
         if route == ("GET", "meetings", 3, "registrants"):
-            m = stub._meeting_by_ref(unquote(seg[1]))
+            m = stub._visible(self._bearer(), stub._meeting_by_ref(unquote(seg[1])))
             if m is None:
                 return self._meeting_missing(unquote(seg[1]))
             if m.registrants is None:
@@ -449,7 +602,7 @@ class _Handler(StubHandler):
             return self._paged(items, "registrants")
         if route[:2] == ("GET", "past_meetings") and route[2:] == (3, "participants"):
             uuid = _decode_uuid(seg[1])
-            m = stub.meeting(uuid) if uuid is not None else None
+            m = stub._visible(self._bearer(), stub.meeting(uuid) if uuid is not None else None)
             if m is None:
                 return self._meeting_missing(uuid or unquote(seg[1]))
             items = [dict({"id": f"p{i}", "user_id": str(16778240 + i), "name": "",
@@ -460,6 +613,7 @@ class _Handler(StubHandler):
         if route[1:] == ("meetings", 3, "recordings") and method in ("GET", "DELETE"):
             uuid = _decode_uuid(seg[1])
             m = stub._meeting_by_ref(uuid, with_files=True) if uuid is not None else None
+            m = stub._visible(self._bearer(), m)
             obj = stub.recordings_object(m.uuid) if m else None
             if obj is None:
                 return self._json(404, {"code": 3301, "message": "This recording does not "
@@ -526,6 +680,9 @@ class _Handler(StubHandler):
         token = self._bearer()
         if not (stub._download_token_valid(token) or stub._access_token_valid(token)):
             return self._json(401, {"code": 124, "message": "Invalid access token."})
+        owner = stub._token_user(token)
+        if owner is not None and not stub._hosts_file(owner, file_id):
+            return self._json(403, {"code": 200, "message": "No permission."})
         if mode == "redirect_offlist":
             target = f"http://localhost:{stub.port}/files/{file_id}"
         elif mode == "redirect_loop":

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from integrations.payloads import PayloadError, is_timestamp, load_json
 from workers import inbox
 from workers.platforms import zoom as zoom_events
+from workers.platforms import zoom_tokens
 
 log = logging.getLogger(__name__)
 bp = Blueprint("zoom_webhook", __name__)
@@ -68,6 +69,9 @@ def receive():
         encrypted = hmac.new(secret.encode(), plain.encode(), hashlib.sha256).hexdigest()
         return jsonify({"plainToken": plain, "encryptedToken": encrypted})
 
+    if event == "app_deauthorized":
+        return _deauthorized(rt, message.get("payload"))
+
     if not zoom_events.PLATFORM.handles(event):
         log.info("Zoom event %s not handled; acknowledged", event)
         return jsonify({"ok": True, "handled": False})
@@ -84,3 +88,19 @@ def receive():
     if inbox_id is not None:
         inbox.enqueue(rt, inbox_id)  # Redis down: still 200, the sweeper queues it later
     return jsonify({"ok": True, "duplicate": inbox_id is None})
+
+
+def _deauthorized(rt, payload):
+    """A user removed holdspace's app from their Zoom: their tokens go now, inside this request,
+    not after a queue (Zoom's rules ask that they stop being used at once)."""
+    if not isinstance(payload, dict):
+        return _bad(400, "payload missing")
+    account_id, user_id = payload.get("account_id"), payload.get("user_id")
+    if not (isinstance(account_id, str) and account_id and isinstance(user_id, str) and user_id):
+        return _bad(400, "payload.account_id and payload.user_id are required")
+    client_id = payload.get("client_id")
+    if client_id is not None and client_id != rt.settings.zoom_app_client_id:
+        # Another Zoom app's user: not a connection of ours.
+        return jsonify({"ok": True, "handled": False})
+    ended = zoom_tokens.deauthorized(rt, account_id, user_id)
+    return jsonify({"ok": True, "handled": ended})

@@ -22,6 +22,7 @@ from models import queries as q
 from models import search
 from models.db import session_scope
 from workers import anchors, fence, links, notify, receipts, retries
+from workers.platforms import zoom_tokens
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -291,11 +292,13 @@ def _trash_zoom_copies(rt, receipt_id: str, inv: dict) -> list[str]:
     with session_scope(rt.engine) as db:
         receipt = db.get(DeletionReceipt, receipt_id)
         coach = q.coach_by_id(db, receipt.coach_id)
-        allowed = coach.trash_zoom_copies and rt.zoom.configured
+        wanted = coach.trash_zoom_copies
+    # With the coach's own Zoom connection, or the practice's S2S app for a coach without one.
+    zoom = zoom_tokens.zoom_for(rt, receipt.coach_id) if wanted else None
     trashed = []
-    if allowed:
+    if zoom is not None and zoom.configured:
         for uuid in inv["zoom_uuids"]:
-            rt.zoom.trash_recordings(uuid)
+            zoom.trash_recordings(uuid)
             trashed.append(uuid)
     return trashed
 

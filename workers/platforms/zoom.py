@@ -9,6 +9,7 @@ and dedupe as a webhook, so it is ingested once."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 
 from integrations import zoom as zoom_api
@@ -17,8 +18,11 @@ from models import queries as q
 from models.db import session_scope
 from workers import inbox, ingest, notify, retries
 from workers.ingest import Delivery, Meeting, PlatformFile
+from workers.platforms import zoom_tokens
 from workers.platforms.base import Platform, Schedule
 from workers.runtime import current
+
+log = logging.getLogger(__name__)
 
 NAME = "zoom"
 
@@ -82,11 +86,11 @@ def delivery_key(event: str, obj: dict) -> str | None:
 
 
 @contextlib.contextmanager
-def _download(rt, f: PlatformFile, token: str | None):
+def _download(zoom: zoom_api.ZoomClient, f: PlatformFile, token: str | None):
     """Zoom's streaming download as ingest's neutral download: its errors become ingest's."""
     try:
-        with rt.zoom.open_download(f.url, expected_size=f.size, kind=f.download_kind,
-                                   download_token=token) as chunks:
+        with zoom.open_download(f.url, expected_size=f.size, kind=f.download_kind,
+                                download_token=token) as chunks:
             yield chunks
     except zoom_api.DownloadError as exc:
         raise ingest.DownloadError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after) from None
@@ -94,48 +98,72 @@ def _download(rt, f: PlatformFile, token: str | None):
 
 # --- events ----------------------------------------------------------------------------------
 
-def _open(rt, delivery: Delivery, obj: dict) -> str | None:
-    """The coach from the host, then the session for this meeting (None: not our host)."""
+def _coach_of(db, account_id: str | None, obj: dict) -> tuple[str | None, str | None]:
+    """Whose event this is, by account id and host id: (coach id, why not) .
+
+    A coach who connected their own Zoom is found through that connection, and only while it
+    is live: after a deauthorisation or disconnect nothing of theirs is fetched until they
+    reconnect. A coach without one is found as the practice's S2S set-up always found them."""
+    conn = q.zoom_connection_for_host(db, account_id, obj.get("host_id"))
+    if conn is not None:
+        return (conn.coach_id, None) if conn.status == "active" else (None, f"Zoom connection {conn.status}")
+    coach = q.coach_by_zoom_host(db, obj.get("host_id"), obj.get("host_email"))
+    if coach is None:
+        return None, "unknown Zoom host"
+    if q.zoom_connection_of(db, coach.id) is not None:
+        # Connected through their own Zoom, and this event is of another account or user.
+        return None, "not the coach's connected Zoom account"
+    return coach.id, None
+
+
+def _open(rt, delivery: Delivery, obj: dict) -> tuple[str | None, zoom_api.ZoomClient | None]:
+    """The session for this meeting and the Zoom client of its coach; (None, None) when the
+    event is not one holdspace may act on."""
+    account_id = (delivery.payload.get("payload") or {}).get("account_id")
     with session_scope(rt.engine) as db:
-        coach = q.coach_by_zoom_host(db, obj.get("host_id"), obj.get("host_email"))
-        if coach is None:
+        coach_id, why_not = _coach_of(db, account_id, obj)
+        if coach_id is None:
             audit.record(db, "system", "inbox.ignored", f"inbox:{delivery.inbox_id}",
-                         reason="unknown Zoom host", host_id=obj.get("host_id"))
-            return None
-        db.get(InboxEvent, delivery.inbox_id).coach_id = coach.id
-        return ingest.open_session(db, coach.id, meeting_of(obj), delivery.inbox_id)
+                         reason=why_not, host_id=obj.get("host_id"))
+            return None, None
+        db.get(InboxEvent, delivery.inbox_id).coach_id = coach_id
+    zoom = zoom_tokens.zoom_for(rt, coach_id)
+    if zoom is None:
+        return None, None
+    with session_scope(rt.engine) as db:
+        return ingest.open_session(db, coach_id, meeting_of(obj), delivery.inbox_id), zoom
 
 
 def ingest_recording(rt, delivery: Delivery) -> tuple[str, str | None]:
     payload = delivery.payload
     obj = payload["payload"]["object"]
-    session_id = _open(rt, delivery, obj)
+    session_id, zoom = _open(rt, delivery, obj)
     if session_id is None:
         return "ignored", None
 
     sources = []
-    if rt.zoom.configured:
+    if zoom.configured:
         meeting_id, uuid = str(obj.get("id") or ""), str(obj["uuid"])
-        sources = [("invitees", lambda: rt.zoom.meeting_invitee_emails(meeting_id)),
-                   ("registrants", lambda: rt.zoom.registrant_emails(meeting_id)),
-                   ("participants", lambda: rt.zoom.participant_emails(uuid))]
+        sources = [("invitees", lambda: zoom.meeting_invitee_emails(meeting_id)),
+                   ("registrants", lambda: zoom.registrant_emails(meeting_id)),
+                   ("participants", lambda: zoom.participant_emails(uuid))]
     client_id = ingest.resolve_client(rt, session_id, sources, str(obj.get("id") or ""))
     if client_id is None:
         return "unmatched", session_id
 
-    scopes = ingest.consent_gate(rt, session_id, discard=rt.zoom.trash_recordings if rt.zoom.configured else None)
+    scopes = ingest.consent_gate(rt, session_id, discard=zoom.trash_recordings if zoom.configured else None)
     if scopes is None:
         return "refused", session_id
 
     token = payload.get("download_token")
     return ingest.download(rt, session_id, recording_files(obj), scopes,
-                           lambda f: _download(rt, f, token), attempt=delivery.attempt)
+                           lambda f: _download(zoom, f, token), attempt=delivery.attempt)
 
 
 def meeting_ended(rt, delivery: Delivery) -> tuple[str, str | None]:
     """Record the meeting as ended and schedule a check for a recording.completed that never came."""
     obj = delivery.payload["payload"]["object"]
-    session_id = _open(rt, delivery, obj)
+    session_id, _ = _open(rt, delivery, obj)
     if session_id is None:
         return "ignored", None
     with session_scope(rt.engine) as db:
@@ -166,7 +194,8 @@ def reconcile_session(session_id: str) -> str:
             return "not waiting"
         session.reconcile_attempts += 1
         attempts, uuid, coach_id = session.reconcile_attempts, session.platform_uuid, session.coach_id
-    recording = rt.zoom.get_recordings(uuid) if rt.zoom.configured else None
+    zoom = zoom_tokens.zoom_for(rt, coach_id)
+    recording = zoom.get_recordings(uuid) if zoom is not None and zoom.configured else None
     if recording and recording_files(recording):
         discovered(rt, recording, source="reconcile")
         return "discovered"
@@ -186,7 +215,8 @@ def reconcile_session(session_id: str) -> str:
 def discovered(rt, recording: dict, source: str) -> int | None:
     """Feed a recording found through the API into the same inbox and dedupe as a webhook."""
     obj = {k: v for k, v in recording.items() if k != "download_access_token"}
-    payload = {"event": "recording.completed", "payload": {"object": obj},
+    payload = {"event": "recording.completed",
+               "payload": {"account_id": obj.get("account_id"), "object": obj},
                "download_token": recording.get("download_access_token")}
     inbox_id = inbox.accept(rt, NAME, "recording.completed",
                             recording_key("recording.completed", recording), payload, source)
@@ -196,18 +226,28 @@ def discovered(rt, recording: dict, source: str) -> int | None:
 
 
 def sweep_recordings(days: int = 3, now=None) -> int:
-    """Daily: list each coach's recent cloud recordings and ingest any holdspace never saw.
+    """Daily: list each coach's recent cloud recordings, with that coach's own Zoom connection
+    or the practice's S2S app, and ingest any holdspace never saw.
 
     `now` (default: the clock) fixes the window's last day, so a test can sweep any date."""
     rt = current()
-    if not rt.zoom.configured:
-        return 0
     today = (now or utcnow()).date()
     with session_scope(rt.engine) as db:
-        hosts = [c.zoom_user_id for c in q.all_coaches(db) if c.zoom_user_id]
+        hosts = [(c.id, c.zoom_user_id) for c in q.all_coaches(db) if c.zoom_user_id]
     found = 0
-    for host in hosts:
-        for meeting in rt.zoom.list_user_recordings(host, today - timedelta(days=days), today):
+    for coach_id, host in hosts:
+        zoom = zoom_tokens.zoom_for(rt, coach_id)
+        if zoom is None or not zoom.configured:
+            continue
+        try:
+            meetings = zoom.list_user_recordings("me" if zoom.acts_for_user else host,
+                                                 today - timedelta(days=days), today)
+        except zoom_api.ZoomError as exc:
+            # One coach's Zoom trouble (a broken connection is reported by itself) must not
+            # stop the sweep of the others.
+            log.warning("Zoom sweep of coach %s skipped: %s", coach_id, type(exc).__name__)
+            continue
+        for meeting in meetings:
             if discovered(rt, meeting, source="sweep"):
                 found += 1
     return found
