@@ -1,6 +1,7 @@
 """Google Meet through Google's own client libraries: checking Pub/Sub push tokens, reading
 Workspace Events envelopes, a coach's OAuth consent, and a thin client for the Meet, Drive,
-People and Workspace Events APIs. Plain values in and out; knows nothing of Flask or our tables.
+People, Workspace Events and Calendar APIs. Plain values in and out; knows nothing of Flask or
+our tables.
 
 Google's traps this module absorbs (see shared/PLATFORMS.md): google-auth skips the audience
 check when given None, push tokens must also name our push service account with a verified
@@ -21,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import google.auth.jwt
@@ -64,7 +67,17 @@ SCOPES = (SCOPE_MEET, SCOPE_DRIVE_MEET, SCOPE_DIRECTORY, SCOPE_OTHER_CONTACTS)
 # with the refresh token then says which Google account connected (its `sub` is the id Meet and
 # Workspace Events write as `users/{id}`) and its email.
 SIGN_IN_SCOPES = ("openid", "https://www.googleapis.com/auth/userinfo.email")
-OAUTH_SCOPES = SIGN_IN_SCOPES + SCOPES
+# Calendar, for the briefing before a Meet session: events.list on the coach's primary calendar.
+# events.owned.readonly ("see the events on Google calendars you own") is the narrowest scope
+# that still shows attendees and the Meet link: "owned" is about the calendar, not who
+# organised the event, and the coach owns their primary calendar, where the invitations they
+# receive land too. calendar.events.readonly would add the calendars others share with the
+# coach; calendar.readonly also the calendars' settings and sharing; the freebusy scopes show
+# no attendees. It is asked for in the consent only, and left out of SCOPES on purpose: a
+# delegated token asking for a scope the Workspace admin did not grant is refused outright (Meet
+# would stop too), and a coach who unticks it keeps Meet recordings, without the briefings.
+SCOPE_CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events.owned.readonly"
+OAUTH_SCOPES = SIGN_IN_SCOPES + SCOPES + (SCOPE_CALENDAR_EVENTS,)
 PEOPLE_SOURCES = ("READ_SOURCE_TYPE_PROFILE", "READ_SOURCE_TYPE_OTHER_CONTACT")
 
 # Workspace Events types (CloudEvents `ce-type`).
@@ -98,7 +111,20 @@ _APIS = {
     "drive": ("drive", "v3", "drive/v3/"),
     "people": ("people", "v1", ""),
     "workspaceevents": ("workspaceevents", "v1", ""),
+    "calendar": ("calendar", "v3", "calendar/v3/"),
 }
+
+# The members of a Calendar event the briefing reads (a partial response: the description,
+# location and attachments of the coach's events stay at Google).
+CALENDAR_EVENT_FIELDS = (
+    "nextPageToken,items(id,status,summary,start,organizer(email,self),"
+    "attendees(email,self,organizer,resource,responseStatus),hangoutLink,"
+    "conferenceData(conferenceId,conferenceSolution/key/type,"
+    "entryPoints(entryPointType,uri,meetingCode)))")
+MEET_HOST = "meet.google.com"
+# How a 403's body says the access token lacks a scope: the legacy `errors[].reason` and the
+# google.rpc.ErrorInfo reason (some APIs also send RFC 6750's WWW-Authenticate error).
+_SCOPE_REASONS = ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
 
 # google.rpc.Code of a failed long-running operation, as the HTTP status Google maps it to.
 _RPC_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
@@ -156,6 +182,11 @@ class GoogleApiError(GoogleError):
     @property
     def retryable(self) -> bool:
         return self.status is None or self.status in (408, 429) or self.status >= 500
+
+
+class GoogleScopeError(GoogleApiError):
+    """Google refused a call because the coach's grant lacks the scope it needs (403,
+    insufficientPermissions): only connecting again, granting it, can help."""
 
 
 class GoogleAuthError(GoogleApiError):
@@ -656,8 +687,9 @@ class _ChunkSink:
 
 
 class GoogleClient:
-    """Meet v2, Drive v3, People v1 and Workspace Events v1 for one set of credentials, through
-    googleapiclient with the discovery documents bundled in the package (no network).
+    """Meet v2, Drive v3, People v1, Workspace Events v1 and Calendar v3 for one set of
+    credentials, through googleapiclient with the discovery documents bundled in the package
+    (no network).
 
     `api_base_url` replaces Google's hosts with one root under which each API keeps its service
     path (tests, proxies). Not thread-safe (httplib2): one client per job or thread."""
@@ -910,6 +942,23 @@ class GoogleClient:
         return self._list_all(subs, subs.list(filter=query, pageSize=PAGE_SIZE),
                               "subscriptions", "list subscriptions")
 
+    # --- Calendar ----------------------------------------------------------------------------
+
+    def upcoming_meet_events(self, time_min: datetime, time_max: datetime) -> list[dict]:
+        """The coach's events with a Meet link on their primary calendar that are under way or
+        start between `time_min` and `time_max` (aware datetimes), soonest first, every page
+        read. Each is a plain dict: `id`, `start` (an aware datetime in UTC), `summary`,
+        `attendees` (the emails of everyone else invited: not the coach, not rooms), `meet_code`
+        and `meet_link`. Cancelled events, all-day ones and those the coach declined are left
+        out. Raises GoogleScopeError when the coach's grant has no calendar scope."""
+        events = self._service("calendar").events()
+        request = events.list(calendarId="primary", singleEvents=True, orderBy="startTime",
+                              timeMin=_rfc3339(time_min), timeMax=_rfc3339(time_max),
+                              maxResults=PAGE_SIZE, fields=CALENDAR_EVENT_FIELDS)
+        items = self._list_all(events, request, "items", "list calendar events")
+        found = (meet_event(item) for item in items)
+        return [event for event in found if event is not None]
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _service(self, key: str):
@@ -933,7 +982,8 @@ class GoogleClient:
             code = exc.status_code or exc.resp.status
             if code in tuple(missing):
                 return None
-            raise GoogleApiError(code, f"{what}: HTTP {code}{_reason(exc)}") from None
+            kind = GoogleScopeError if code == 403 and _lacks_scope(exc) else GoogleApiError
+            raise kind(code, f"{what}: HTTP {code}{_reason(exc)}") from None
         except google.auth.exceptions.RefreshError as exc:
             raise _auth_error(exc, what) from None
         except google.auth.exceptions.TransportError as exc:
@@ -1002,6 +1052,84 @@ def _reason(exc: api_errors.HttpError) -> str:
     reason = getattr(exc, "reason", None) or ""
     reason = str(reason).strip()
     return f" ({reason[:200]})" if reason else ""
+
+
+def _lacks_scope(exc: api_errors.HttpError) -> bool:
+    """Whether a 403 says the access token lacks a scope, rather than that the coach may not
+    see the thing (or a quota ran out)."""
+    if "insufficient_scope" in str((exc.resp or {}).get("www-authenticate", "")):
+        return True
+    try:
+        error = json.loads(exc.content or b"{}").get("error")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(error, dict):
+        return False
+    entries = [*(error.get("errors") or []), *(error.get("details") or [])]
+    return any(isinstance(e, dict) and e.get("reason") in _SCOPE_REASONS for e in entries)
+
+
+def meet_event(item: Mapping) -> dict | None:
+    """A Calendar event as `upcoming_meet_events` returns it; None when it has no Meet link,
+    no start time (all day), was cancelled, or the coach declined it."""
+    start = (item.get("start") or {}).get("dateTime")
+    if item.get("status") == "cancelled" or not isinstance(start, str) or not item.get("id"):
+        return None
+    attendees = [a for a in item.get("attendees") or [] if isinstance(a, dict)]
+    if any(a.get("self") and a.get("responseStatus") == "declined" for a in attendees):
+        return None
+    code, link = _meet_of(item)
+    if not link:
+        return None
+    try:
+        when = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    # The coach is `self` among the attendees, and the organizer when the event is theirs; a
+    # client who sent the invitation is the organizer too, and stays.
+    organizer = item.get("organizer") or {}
+    coach = organizer.get("email") if organizer.get("self") else None
+    others = [a["email"] for a in attendees
+              if isinstance(a.get("email"), str) and not a.get("self") and not a.get("resource")
+              and a["email"] != coach]
+    return {"id": str(item["id"]), "start": when.astimezone(timezone.utc),
+            "summary": item.get("summary") or "", "attendees": others,
+            "meet_code": code, "meet_link": link}
+
+
+def _meet_of(item: Mapping) -> tuple[str | None, str | None]:
+    """The Meet code and link of an event: its Meet conference, or a Meet video link on an
+    event whose conference is another kind (pasted in by a scheduling tool, say)."""
+    conference = item.get("conferenceData") or {}
+    solution = ((conference.get("conferenceSolution") or {}).get("key") or {}).get("type")
+    video = [e for e in conference.get("entryPoints") or []
+             if isinstance(e, dict) and e.get("entryPointType") == "video"
+             and _is_meet_link(e.get("uri"))]
+    meet_id = conference.get("conferenceId") if solution == "hangoutsMeet" else None
+    link = item.get("hangoutLink") if _is_meet_link(item.get("hangoutLink")) else None
+    link = link or (video[0]["uri"] if video else None)
+    if not link and isinstance(meet_id, str) and meet_id:
+        link = f"https://{MEET_HOST}/{meet_id}"      # a Meet conference whose links are omitted
+    if not link:
+        return None, None
+    code = meet_id or (video[0].get("meetingCode") if video else None) \
+        or urlsplit(link).path.strip("/") or None
+    return code, link
+
+
+def _is_meet_link(uri) -> bool:
+    if not isinstance(uri, str):
+        return False
+    parts = urlsplit(uri)
+    return parts.scheme == "https" and (parts.hostname or "").lower() == MEET_HOST
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("times given to Google must be timezone-aware")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _auth_error(exc: google.auth.exceptions.RefreshError, what: str) -> GoogleAuthError:

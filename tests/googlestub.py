@@ -1,8 +1,8 @@
 """A local stand-in for Google: one real HTTP server serving the OIDC signing certificates,
 an OAuth 2.0 authorization and token endpoint, and the REST paths googleapiclient calls when
 its `api_endpoint` is this server (Meet v2, Drive v3 with Range downloads, People v1,
-Workspace Events v1), plus helpers to mint Pub/Sub push tokens and load the push fixtures in
-tests/fixtures/google/.
+Workspace Events v1, Calendar v3 events.list), plus helpers to mint Pub/Sub push tokens and load
+the push fixtures in tests/fixtures/google/.
 
     with GoogleStub() as google:
         headers = google.push_headers()                       # Authorization: Bearer <JWT>
@@ -22,6 +22,7 @@ import random
 import re
 import secrets
 import socket
+import string
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -71,7 +72,21 @@ _API_SCOPES = {
                "https://www.googleapis.com/auth/contacts.other.readonly",
                "https://www.googleapis.com/auth/contacts.readonly"},
     "events": {SCOPE_MEET},
+    # The scopes that show an event's attendees and conference (not the freebusy ones).
+    "calendar": {"https://www.googleapis.com/auth/calendar.events.owned.readonly",
+                 "https://www.googleapis.com/auth/calendar.events.owned",
+                 "https://www.googleapis.com/auth/calendar.events.readonly",
+                 "https://www.googleapis.com/auth/calendar.events",
+                 "https://www.googleapis.com/auth/calendar.readonly",
+                 "https://www.googleapis.com/auth/calendar"},
 }
+# What Google names the method a token lacked a scope for (ErrorInfo metadata).
+_API_METHODS = {"meet": ("meet.googleapis.com", "google.apps.meet.v2"),
+                "drive": ("drive.googleapis.com", "drive.v3"),
+                "people": ("people.googleapis.com", "people.v1"),
+                "events": ("workspaceevents.googleapis.com", "google.apps.events.subscriptions.v1"),
+                "calendar": ("calendar-json.googleapis.com", "calendar.v3.Events.List")}
+CALENDAR_MAX_RESULTS = 2500
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth addresses service-account assertions to Google's token URI whatever token_uri
 # the key file names, and Google accepts that audience only.
@@ -269,6 +284,8 @@ class GoogleStub(LocalServer):
         self._files: dict[str, DriveFile] = {}
         self._subscriptions: dict[str, dict] = {}
         self._operations: dict[str, dict] = {}
+        self._calendars: dict[str, dict[str, dict]] = {}   # user -> event id -> event
+        self._calendar_owners: dict[str, str] = {}         # user -> their email (the calendar id)
         self._failures: list[list] = []                   # [path_prefix, status, times]
 
     @property
@@ -512,6 +529,84 @@ class GoogleStub(LocalServer):
         with self._lock:
             return self._files[file_id].served
 
+    # --- Calendar ----------------------------------------------------------------------------
+
+    def add_calendar_event(self, start: dt.datetime, *, user: str = COACH_USER,
+                           owner_email: str = COACH_EMAIL, minutes: int = 60,
+                           summary: str = "Coaching session", attendees: Iterable[str] = (),
+                           meet: str | None = "conference", status: str = "confirmed",
+                           response: str = "accepted", rooms: Iterable[str] = (),
+                           event_id: str | None = None, utc_offset_minutes: int = 330) -> dict:
+        """An event on `user`'s primary calendar, organised by them, shaped as Calendar v3
+        answers it. `meet`: "conference" (Google Meet added to the event: conferenceData and
+        hangoutLink), "video" (only a Meet video entry point, under another conference
+        solution), "zoom" (a Zoom add-on's link instead), or None (no conference at all).
+        `response` is the owner's own answer (e.g. "declined"); `rooms` are resource emails.
+        Times come back in the event's own offset (`utc_offset_minutes`), as Google writes
+        them."""
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        eid = event_id or f"ev{next(self._ids)}{secrets.token_hex(6)}"
+        zone = dt.timezone(dt.timedelta(minutes=utc_offset_minutes))
+        now = _rfc3339(time.time())
+        code = "-".join("".join(secrets.choice(string.ascii_lowercase) for _ in range(n))
+                        for n in (3, 4, 3))             # a Meet code: abc-mnop-xyz
+        me = {"email": owner_email, "self": True}
+        event = {
+            "kind": "calendar#event", "etag": f'"{random.randrange(10**15, 10**16)}"', "id": eid,
+            "status": status, "htmlLink": f"https://www.google.com/calendar/event?eid={eid}",
+            "created": now, "updated": now, "summary": summary, "creator": dict(me),
+            "organizer": dict(me),
+            "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": "Asia/Kolkata"},
+            "end": {"dateTime": (start + dt.timedelta(minutes=minutes)).astimezone(zone).isoformat(),
+                    "timeZone": "Asia/Kolkata"},
+            "iCalUID": f"{eid}@google.com", "sequence": 0,
+            "attendees": [dict(me, organizer=True, responseStatus=response),
+                          *({"email": e, "responseStatus": "needsAction"} for e in attendees),
+                          *({"email": r, "displayName": "Coaching room", "resource": True,
+                             "responseStatus": "accepted"} for r in rooms)],
+            "reminders": {"useDefault": True}, "eventType": "default",
+        }
+        if meet == "conference":
+            event["hangoutLink"] = f"https://meet.google.com/{code}"
+            event["conferenceData"] = {
+                "entryPoints": [{"entryPointType": "video", "uri": f"https://meet.google.com/{code}",
+                                 "label": f"meet.google.com/{code}"},
+                                {"entryPointType": "more", "uri": f"https://tel.meet/{code}?pin=1234",
+                                 "pin": "1234"}],
+                "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
+                "conferenceId": code}
+        elif meet == "video":
+            event["conferenceData"] = {
+                "entryPoints": [{"entryPointType": "video", "uri": f"https://meet.google.com/{code}",
+                                 "label": f"meet.google.com/{code}", "meetingCode": code}],
+                "conferenceSolution": {"key": {"type": "addOn"}, "name": "Scheduler"},
+                "conferenceId": f"sched-{code}"}
+        elif meet == "zoom":
+            event["conferenceData"] = {
+                "entryPoints": [{"entryPointType": "video", "uri": "https://us02web.zoom.us/j/81234567890",
+                                 "label": "us02web.zoom.us/j/81234567890", "meetingCode": "81234567890"}],
+                "conferenceSolution": {"key": {"type": "addOn"}, "name": "Zoom Meeting"},
+                "conferenceId": "81234567890"}
+        elif meet is not None:
+            raise ValueError(f"unknown meet kind {meet!r}")
+        with self._lock:
+            self._calendars.setdefault(user, {})[eid] = event
+            self._calendar_owners[user] = owner_email
+        return json.loads(json.dumps(event))
+
+    def move_calendar_event(self, event_id: str, start: dt.datetime, *, user: str = COACH_USER) -> None:
+        """The owner drags the event to `start` (same length)."""
+        with self._lock:
+            event = self._calendars[user][event_id]
+            old_start = dt.datetime.fromisoformat(event["start"]["dateTime"])
+            length = dt.datetime.fromisoformat(event["end"]["dateTime"]) - old_start
+            zone = old_start.tzinfo
+            event["start"]["dateTime"] = start.astimezone(zone).isoformat()
+            event["end"]["dateTime"] = (start + length).astimezone(zone).isoformat()
+            event["sequence"] += 1
+            event["updated"] = _rfc3339(time.time())
+
     # --- Workspace Events --------------------------------------------------------------------
 
     def subscription(self, name: str) -> dict | None:
@@ -611,6 +706,15 @@ class GoogleStub(LocalServer):
             return entry["final"]
 
 
+def _calendar_time(value: str) -> dt.datetime | None:
+    """An RFC 3339 time with an offset, as Calendar insists on; None for anything else."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return parsed if parsed.tzinfo else None
+
+
 def _rfc3339(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -649,6 +753,8 @@ class _Handler(StubHandler):
             return self._api("people", method, self._people)
         if path.startswith(("/v1/subscriptions", "/v1/operations/")):
             return self._api("events", method, self._events)
+        if path.startswith("/calendar/v3/"):
+            return self._api("calendar", method, self._calendar)
         return self._error(404, "Not found.")
 
     def _send(self, status: int, body: bytes, content_type: str,
@@ -685,8 +791,21 @@ class _Handler(StubHandler):
                                     "OAuth 2 access token, login cookie or other valid "
                                     "authentication credential.")
         if self.stub.enforce_scopes and not (info.scopes & _API_SCOPES[api]):
-            return self._error(403, "Request had insufficient authentication scopes.")
+            return self._scope_error(api)
         return route(method, info)
+
+    def _scope_error(self, api: str) -> None:
+        """Google's answer to a token without the API's scope: the legacy reason and the
+        google.rpc.ErrorInfo beside the message."""
+        service, method = _API_METHODS[api]
+        return self._json(403, {"error": {
+            "code": 403, "message": "Request had insufficient authentication scopes.",
+            "errors": [{"message": "Insufficient Permission", "domain": "global",
+                        "reason": "insufficientPermissions"}],
+            "status": "PERMISSION_DENIED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                         "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "domain": "googleapis.com",
+                         "metadata": {"service": service, "method": method}}]}})
 
     def _paged(self, items: list, key: str) -> None:
         try:
@@ -925,6 +1044,60 @@ class _Handler(StubHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    # --- Calendar ----------------------------------------------------------------------------
+
+    def _calendar(self, method: str, info: AccessToken) -> None:
+        """events.list on a calendar of the token's user: "primary" or the owner's email."""
+        stub = self.stub
+        m = re.fullmatch(r"/calendar/v3/calendars/([^/]+)/events", self.raw_path)
+        if m is None:
+            return self._error(404, "Not Found")
+        if method != "GET":
+            return self._error(405, "Method not allowed.")
+        calendar_id = unquote(m.group(1))
+        with stub._lock:
+            owner = stub._calendar_owners.get(info.subject)
+            items = [json.loads(json.dumps(e)) for e in stub._calendars.get(info.subject, {}).values()]
+        if calendar_id not in ("primary", owner):
+            return self._error(404, "Not Found")
+        single = self._param("singleEvents") == "true"
+        order = self._param("orderBy")
+        if order == "startTime" and not single:
+            return self._error(400, "The requested ordering is not available for the particular query.")
+        bounds = []
+        for name in ("timeMin", "timeMax"):
+            raw = self._param(name)
+            moment = _calendar_time(raw) if raw else None
+            if raw and moment is None:
+                return self._error(400, "Bad Request")
+            bounds.append(moment)
+        low, high = bounds
+        try:
+            requested = int(self._param("maxResults") or 250)
+        except ValueError:
+            return self._error(400, "Invalid Value")
+        if not 1 <= requested <= CALENDAR_MAX_RESULTS:
+            return self._error(400, "Invalid Value")
+        if self._param("showDeleted") != "true":
+            items = [e for e in items if e["status"] != "cancelled"]
+        # timeMin bounds an event's end and timeMax its start, both exclusive.
+        items = [e for e in items
+                 if (low is None or _calendar_time(e["end"]["dateTime"]) > low)
+                 and (high is None or _calendar_time(e["start"]["dateTime"]) < high)]
+        if order == "startTime":
+            items.sort(key=lambda e: _calendar_time(e["start"]["dateTime"]))
+        size = min(requested, stub.page_size)
+        offset = page_offset(self._param("pageToken"))
+        if offset is None:
+            return self._error(410, "The page token is no longer valid.")
+        body = {"kind": "calendar#events", "etag": '"p33k1"', "summary": owner or "",
+                "updated": _rfc3339(time.time()), "timeZone": "Asia/Kolkata",
+                "accessRole": "owner", "defaultReminders": [{"method": "popup", "minutes": 10}],
+                "items": items[offset:offset + size]}
+        if offset + size < len(items):
+            body["nextPageToken"] = page_token(offset + size)
+        return self._json(200, body)
 
     # --- Workspace Events --------------------------------------------------------------------
 

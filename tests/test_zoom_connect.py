@@ -367,3 +367,22 @@ def test_the_daily_sweep_uses_each_connected_coachs_own_token(hs, zoom_stub):
     listed = [r for r in zoom_stub.requests if r.path.endswith("/recordings") and r.path.startswith("/v2/users/")]
     assert sorted(r.path for r in listed) == ["/v2/users/me/recordings"] * 2
     assert len({r.authorization for r in listed}) == 2  # each with its own coach's token
+
+
+def test_the_briefing_before_a_zoom_meeting_asks_with_the_coachs_own_token(hs, zoom_stub):
+    from workers.briefing import send_upcoming_briefings
+    coach_id = add_coach(hs)
+    hs.run("client", "add", "--coach-email", EMAIL_A, "--email", CLIENT_EMAIL, "--name", "Robin Client")
+    hs.run("consent", "grant", "--client-email", CLIENT_EMAIL, "--method", "written")
+    connect(hs, zoom_stub, coach_id)
+    start_at = (utcnow() + timedelta(minutes=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    zoom_stub.add_meeting(4242, "upcomingUUID0000000001==", host_id=USER_A, host_email="", start_time=start_at,
+                          invitees=[CLIENT_EMAIL])
+    zoom_stub.add_upcoming(USER_A, {"id": 4242, "topic": "Coaching", "start_time": start_at})
+    assert send_upcoming_briefings() == 1
+    assert send_upcoming_briefings() == 0  # once per meeting
+    with hs.db() as db:
+        briefing, = db.exec(select(OutboundMessage).where(OutboundMessage.idempotency_key.startswith("briefing:"))).all()
+    assert "Robin Client" in briefing.subject
+    asked = [r for r in zoom_stub.requests if r.path == "/v2/users/me/meetings"]
+    assert asked and all("access-" in r.authorization for r in asked)

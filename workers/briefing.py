@@ -1,8 +1,10 @@
 """The pre-session briefing: what a coach wants in mind before seeing a client again. Built on
-demand (Slack `brief`, the dashboard) and sent automatically before upcoming Zoom meetings."""
+demand (Slack `brief`, the dashboard) and sent automatically before upcoming Zoom meetings and
+before the Google Meet events on a connected coach's calendar."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -10,11 +12,14 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from models import ClientMemory, CoachInsight, PrivateNote, Summary, utcnow
+from integrations import google as g
+from models import ClientMemory, CoachInsight, GoogleConnection, PrivateNote, Summary, utcnow
 from models import queries as q
 from models.db import session_scope
 from workers import notify
 from workers.ingest import parse_time
+from workers.platforms import zoom_tokens
+from workers.platforms.meet import client_for as google_client_for
 from workers.runtime import current
 from workers.summaries.memory import ClientMemory as Memory, briefing_items
 
@@ -118,51 +123,112 @@ def briefing_for(rt, coach_id: str, client_email: str) -> Briefing:
 
 
 def send_upcoming_briefings(now=None) -> int:
-    """Every few minutes: brief each coach once, about an hour before a meeting with a known client."""
+    """Every few minutes: brief each coach once, about an hour before a Zoom meeting with a known
+    client, asking Zoom with the coach's own connection or the practice's S2S app."""
     rt = current()
     now = now or utcnow()
     lead = timedelta(minutes=rt.settings.briefing_lead_minutes)
-    if not rt.zoom.configured:
-        return 0
     with session_scope(rt.engine) as db:
         coaches = [(c.id, c.zoom_user_id) for c in q.all_coaches(db) if c.zoom_user_id]
     sent = 0
     for coach_id, zoom_user in coaches:
+        zoom = zoom_tokens.zoom_for(rt, coach_id)
+        if zoom is None or not zoom.configured:
+            continue
         try:
-            sent += _brief_coach(rt, coach_id, zoom_user, now, lead)
+            sent += _brief_coach(rt, zoom, coach_id, "me" if zoom.acts_for_user else zoom_user, now, lead)
         except Exception as exc:  # noqa: BLE001 - one coach's Zoom trouble must not stop the others
             log.warning("briefings of coach %s skipped this round: %s", coach_id, type(exc).__name__)
     return sent
 
 
-def _brief_coach(rt, coach_id: str, zoom_user: str, now, lead) -> int:
+def _brief_coach(rt, zoom, coach_id: str, zoom_user: str, now, lead) -> int:
     """One coach's briefings due now; how many were queued."""
     sent = 0
-    for meeting in rt.zoom.list_upcoming_meetings(zoom_user):
+    for meeting in zoom.list_upcoming_meetings(zoom_user):
         start = parse_time(meeting.get("start_time"))
         if start is None or not (now < start <= now + lead):
             continue
-        client_id = _client_for_meeting(rt, coach_id, meeting)
+        client_id = _client_for_meeting(rt, zoom, coach_id, meeting)
         if client_id is None:
             continue
-        with session_scope(rt.engine) as db:
-            coach = q.coach_by_id(db, coach_id)
-            brief = build(db, coach_id, client_id, today=now.date())
-            msg = notify.tell_coach(
-                db, rt, coach, key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}",
-                subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
-                client_id=client_id,
-                body=brief.text())
-        if msg:  # None: this briefing went out already
-            sent += 1
+        sent += _send_briefing(rt, coach_id, client_id, start, now,
+                               key=f"briefing:{coach_id}:{meeting.get('id')}:{start.isoformat()}")
     return sent
 
 
-def _client_for_meeting(rt, coach_id: str, meeting: dict) -> str | None:
-    emails = rt.zoom.meeting_invitee_emails(meeting["id"]) if meeting.get("id") else []
+def _client_for_meeting(rt, zoom, coach_id: str, meeting: dict) -> str | None:
+    emails = zoom.meeting_invitee_emails(meeting["id"]) if meeting.get("id") else []
     with session_scope(rt.engine) as db:
-        matched = {c.id for c in q.clients_by_emails(db, coach_id, emails) if not c.withdrawn_at}
-        if len(matched) == 1:
-            return matched.pop()
+        matched = _client_by_emails(db, coach_id, emails)
+        if matched:
+            return matched
         mapped = q.mapped_client(db, coach_id, "zoom", str(meeting.get("id")))
         return mapped.id if mapped and not mapped.withdrawn_at else None
+
+
+def _client_by_emails(db, coach_id: str, emails: list[str]) -> str | None:
+    """The one client of this coach among a meeting's invitees; None for none, for a group
+    (not for holdspace to guess whose session it is), or for a client who withdrew."""
+    matched = {c.id for c in q.clients_by_emails(db, coach_id, emails) if not c.withdrawn_at}
+    return matched.pop() if len(matched) == 1 else None
+
+
+def _send_briefing(rt, coach_id: str, client_id: str, start, now, *, key: str) -> int:
+    """Queue one briefing to the coach under `key`; 1 when queued, 0 when it went out already."""
+    with session_scope(rt.engine) as db:
+        coach = q.coach_by_id(db, coach_id)
+        brief = build(db, coach_id, client_id, today=now.date())
+        msg = notify.tell_coach(
+            db, rt, coach, key=key,
+            subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
+            client_id=client_id,
+            body=brief.text())
+    return 1 if msg else 0
+
+
+# --- Google Meet: the coach's calendar --------------------------------------------------------
+
+def send_upcoming_meet_briefings(now=None) -> int:
+    """Every few minutes: the same briefing before each Meet event on a connected coach's
+    calendar that starts within the lead time, with one client of theirs among its guests."""
+    rt = current()
+    now = now or utcnow()
+    lead = timedelta(minutes=rt.settings.briefing_lead_minutes)
+    with session_scope(rt.engine) as db:
+        # Delegated connections are left out: the Workspace admin grants those scopes, and
+        # holdspace does not ask them for the calendar.
+        coaches = list(db.exec(select(GoogleConnection.coach_id).where(
+            GoogleConnection.status == "active", GoogleConnection.mode == "oauth")
+            .order_by(GoogleConnection.connected_at)))
+    sent = 0
+    for coach_id in coaches:
+        try:
+            sent += _brief_meet_coach(rt, coach_id, now, lead)
+        except g.GoogleScopeError:
+            # Connected before briefings read the calendar, or unticked it: nothing is wrong
+            # until they reconnect, so no mail, and no warning every few minutes either.
+            log.debug("Meet briefings of coach %s skipped: no calendar access", coach_id)
+        except Exception as exc:  # noqa: BLE001 - one coach's Google trouble must not stop the others
+            log.warning("Meet briefings of coach %s skipped this round: %s", coach_id, type(exc).__name__)
+    return sent
+
+
+def _brief_meet_coach(rt, coach_id: str, now, lead) -> int:
+    """One coach's Meet briefings due now; how many were queued."""
+    # timeMax is exclusive at Google, and an event exactly `lead` away is due.
+    with contextlib.closing(google_client_for(rt, coach_id)) as google:
+        events = google.upcoming_meet_events(now, now + lead + timedelta(seconds=1))
+    sent = 0
+    for event in events:
+        start = event["start"]
+        if not (now < start <= now + lead):
+            continue  # under way already (its briefing was due before it began), or not yet due
+        with session_scope(rt.engine) as db:
+            client_id = _client_by_emails(db, coach_id, event["attendees"])
+        if client_id is None:
+            continue
+        # Keyed on the start too: a moved event is briefed again, a second sweep is not.
+        key = f"briefing:{coach_id}:meet:{event['id']}:{start.isoformat()}"
+        sent += _send_briefing(rt, coach_id, client_id, start, now, key=key)
+    return sent

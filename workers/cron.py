@@ -8,7 +8,7 @@ from datetime import timedelta
 from models import utcnow
 from workers import inbox, notify
 from workers.anchors import daily_anchor
-from workers.briefing import send_upcoming_briefings
+from workers.briefing import send_upcoming_briefings, send_upcoming_meet_briefings
 from workers.erasure import apply_retention, resume_unfinished
 from workers.pipeline import sweep_stalled
 from workers.platforms import PLATFORMS
@@ -34,6 +34,8 @@ def register(scheduler) -> None:
     scheduler.register(apply_retention, "default", cron="41 3 * * *", name="daily retention")
     scheduler.register(daily_anchor, "default", cron="7 0 * * *", name="daily audit anchor")
     scheduler.register(send_upcoming_briefings, "default", interval=300, name="pre-session briefings")
+    scheduler.register(send_upcoming_meet_briefings, "default", interval=300,
+                       name="pre-session briefings (Google Meet)")
     for platform in PLATFORMS.values():  # each platform's own reconciliation and keepers
         for job in platform.schedules:
             when = {"interval": job.interval} if job.interval else {"cron": job.cron}

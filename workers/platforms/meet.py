@@ -42,7 +42,7 @@ def client_for(rt, coach_id: str) -> g.GoogleClient:
         conn = db.exec(select(GoogleConnection).where(GoogleConnection.coach_id == coach_id)).first()
         coach = q.coach_by_id(db, coach_id)
         if conn is None or conn.status == "disconnected":
-            raise g.GoogleAuthError(401, "the coach has not connected Google")
+            raise g.GoogleAuthError("the coach has not connected Google")
         mode, sealed, email = conn.mode, conn.refresh_token_sealed, coach.email
     if mode == "delegation":
         with open(s.google_service_account_file) as f:
