@@ -13,6 +13,7 @@ that turns each value into signed `/holdspace <command> <value>` requests."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -186,6 +187,10 @@ class Crawler:
         leaked = sorted(s for s in self.victim.secrets - allowed if s.lower() in shown.lower())
         assert not leaked, f"{where} shows {leaked}"
         if resp.status_code in (302, 303):
+            s = self.hs.rt.settings
+            if resp.headers["Location"].startswith((s.zoom_authorize_url, s.slack_authorize_url,
+                                                    s.google_oauth_auth_url)):
+                return  # off to a platform's consent page, with a state of the crawler's own
             target = urlsplit(resp.headers["Location"]).path
             assert target.startswith("/coach"), where
             landing = self.http.get(target)  # where a browser goes next (flashed messages land there)
@@ -326,3 +331,69 @@ def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_s
             assert not [s for s in a.secrets if s.lower() in dm.lower()], dm
     finally:
         slack.stop()
+
+
+# --- coaches on their own Zoom accounts ----------------------------------------------------------
+
+def test_a_coach_on_zoom_account_b_reaches_nothing_of_a_coach_on_account_a(hs_factory, database_url,
+                                                                           zoom_stub, smtp_sink):
+    """Both coaches connected their own Zoom, in two Zoom accounts. B's account's events naming A's
+    host or meeting, and B's dashboard crawled with A's ids, Zoom user and account, reach nothing
+    of A's; A's connection and data are as they were."""
+    from models import ZoomConnection
+    from tests.test_zoom_connect import connect
+    from tests.zoomstub import load_fixture, register_fixture_files
+    from tests.zoomhelpers import post_zoom
+    a_user, a_account, b_user, b_account = "zIsoUserA0000001", "acctIsoA", "zIsoUserB0000002", "acctIsoB"
+    a_client_email = "robin@alpha.example"  # the empty dashboard's own example address is client@example.com
+    zoom_stub.add_user(a_user, a_account, COACH_EMAIL)
+    zoom_stub.add_user(b_user, b_account, B_EMAIL)
+    smtp_sink.clear()
+    hs = hs_factory(database_url, smtp_url=smtp_sink.url, **zoom_stub.app_env(),
+                    **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
+    a_id = hs.run("coach", "add", "--email", COACH_EMAIL, "--name", "Casey Coach")
+    hs.run("client", "add", "--coach-email", COACH_EMAIL, "--email", a_client_email, "--name", "Robin Client")
+    hs.run("consent", "grant", "--client-email", a_client_email, "--method", "written")
+    connect(hs, zoom_stub, a_id, a_user)
+    payload, _ = load_fixture("recording_completed", zoom_stub.base_url)
+    payload["payload"]["account_id"] = a_account
+    payload["payload"]["object"]["host_id"] = a_user
+    register_fixture_files(zoom_stub, payload, invitees=[a_client_email])
+    assert post_zoom(hs.http, payload).status_code == 200
+    hs.drain()
+    b_id = hs.run("coach", "add", "--email", B_EMAIL, "--name", B_NAME)
+    connect(hs, zoom_stub, b_id, b_user)
+    with hs.db() as db:
+        a_session, = q.sessions_of(db, a_id)
+        a_client = q.client_by_email(db, a_id, a_client_email)
+        a_conn = db.exec(select(ZoomConnection).where(ZoomConnection.coach_id == a_id)).one()
+    assert a_session.state == "delivered"
+    before, a_version = snapshot(hs, a_id), a_conn.token_version
+
+    # Events of B's account that name A's host, and of A's account that name B's host, are no one's.
+    uuid = payload["payload"]["object"]["uuid"]
+    for account, host in ((b_account, a_user), (a_account, b_user)):
+        crossed = json.loads(json.dumps(payload))
+        crossed["payload"]["account_id"], crossed["payload"]["object"]["host_id"] = account, host
+        crossed["payload"]["object"]["recording_files"] = crossed["payload"]["object"]["recording_files"][:1]
+        assert post_zoom(hs.http, crossed).status_code == 200
+    # A deauthorisation of B's account naming A's user ends nothing of A's.
+    assert post_zoom(hs.http, {"event": "app_deauthorized", "payload": {
+        "account_id": b_account, "user_id": a_user, "client_id": zoom_stub.app_client_id}}).status_code == 200
+    hs.drain()
+    with hs.db() as db:
+        assert q.sessions_of(db, b_id) == []
+        assert db.exec(select(ZoomConnection).where(ZoomConnection.coach_id == a_id)).one().status == "active"
+
+    ids = [a_id, a_client.id, a_session.id, uuid]
+    victim = Coach(a_id, {*ids, a_user, a_account, COACH_EMAIL, a_client_email, "Robin Client", *A_WORDS[:3]},
+                   [*ids, a_user, a_account, a_client_email])
+    as_b = sign_in(hs, b_id)
+    assert "Connected to your Zoom account" in page(as_b, "/coach/zoom")
+    crawler = Crawler(hs, as_b, victim, b_id)
+    crawler.crawl()
+    assert any(r == "/coach/zoom/callback" for _, r, _ in crawler.seen)
+    assert snapshot(hs, a_id) == before, "B's requests changed A's data"
+    with hs.db() as db:
+        after = db.exec(select(ZoomConnection).where(ZoomConnection.coach_id == a_id)).one()
+    assert (after.status, after.token_version) == ("active", a_version)
