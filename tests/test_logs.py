@@ -21,6 +21,16 @@ def test_each_kind_of_secret_is_redacted():
     assert redact("session 3f2a1b stored, 2 files") == "session 3f2a1b stored, 2 files"
 
 
+def test_tokens_in_oauth_answers_and_slack_tokens_are_redacted():
+    line = ('Received the following response - status: 200, body: {"ok": true, "access_token": '
+            '"xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy", "refresh_token": "zr.9Kq-abc", '
+            "'token': 'sq-123'} then xoxp-2-3-abcDEF in text")
+    out = redact(line)
+    for secret in ("pdFZKVeTuE8sk7oOcBrzbqgy", "zr.9Kq-abc", "sq-123", "abcDEF"):
+        assert secret not in out
+    assert '"access_token": "[redacted]"' in out and "[slack-token]" in out
+
+
 def test_records_and_tracebacks_are_redacted_as_they_are_made(caplog):
     install_redaction()
     log = logging.getLogger("holdspace.test")

@@ -114,7 +114,8 @@ def bearer_requests(zoom_stub, prefix):
 
 # --- connecting -----------------------------------------------------------------------------
 
-def test_connect_flow_stores_who_the_coach_is_and_only_sealed_tokens(hs, zoom_stub, tmp_path):
+def test_connect_flow_stores_who_the_coach_is_and_only_sealed_tokens(hs, zoom_stub, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
     coach_id = add_coach(hs)
     http = signed_in(hs, coach_id)
     page = http.get("/coach/zoom").get_data(as_text=True)
@@ -148,6 +149,15 @@ def test_connect_flow_stores_who_the_coach_is_and_only_sealed_tokens(hs, zoom_st
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("holdspace.db*"))
     assert refresh.encode() not in stored and access.encode() not in stored
     assert conn.refresh_token_sealed and refresh not in conn.refresh_token_sealed
+    # Nor in any log line, the HTTP libraries' debug logs included.
+    from workers.platforms.zoom_tokens import zoom_for
+    expire_access_token(hs, coach_id)
+    zoom_for(hs.rt, coach_id).get_me()  # a refresh, and the revoke of a disconnect, log too
+    http.post("/coach/zoom/disconnect", data={"csrf_token": csrf(http)})
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    tokens = {refresh, access, *[r.authorization.split()[-1] for r in zoom_stub.requests
+                                 if r.authorization and "access-" in r.authorization]}
+    assert len(tokens) >= 3 and not [t for t in tokens if t in logged]
 
 
 @pytest.mark.parametrize("how", ["forged", "stale", "another coach's"])

@@ -1,7 +1,8 @@
 """No credential or client address in any log line: every record this process makes is
 redacted as it is created, whoever logs it (our code, werkzeug's request log, Flask's error
-log with its traceback, RQ, gunicorn). A link token in a path, a token in a query string, a
-bearer token and an email address each become a placeholder."""
+log with its traceback, RQ, gunicorn, slack_sdk's debug log). A link token in a path, a token in
+a query string or a JSON body, a bearer token, a Slack token and an email address each become a
+placeholder."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ _RULES = (
     (re.compile(r"(?i)\b((?:download_|access_|refresh_|id_)?token|code|signature)=[^&\s\"']+"),
      r"\1=[redacted]"),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
+    # A token in a JSON body (an OAuth answer a client library logs at debug level).
+    (re.compile(r"(?i)([\"'](?:access_|refresh_|bot_)?token[\"']\s*:\s*[\"'])[^\"']+"), r"\1[redacted]"),
+    # Slack's tokens, wherever they appear (xoxb- bot, xoxp- user, xoxe- rotating...).
+    (re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"), "[slack-token]"),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "[email]"),
 )
 
