@@ -1,6 +1,8 @@
 """`POST /slack/commands`: verify Slack's signature (slack_sdk's verifier), find the coach
-behind the Slack user, and answer within Slack's 3 seconds — slow commands are acknowledged
-and their answer is posted to `response_url` by a worker."""
+behind the Slack user (and, with many workspaces, check it is theirs), and answer within
+Slack's 3 seconds — slow commands are acknowledged and their answer is posted to
+`response_url` by a worker. The install (bot/install.py) and the Events API (bot/events.py)
+join this blueprint."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from urllib.parse import urlparse
 from flask import Blueprint, current_app, jsonify, request
 from slack_sdk.signature import SignatureVerifier
 
-from bot import commands
-from integrations.payloads import is_timestamp
-from models import queries as q
-from models.db import session_scope
+from bot import commands, events, install
+from bot.signature import signed_by_slack
+from workers import slack_installs
 
 log = logging.getLogger(__name__)
 bp = Blueprint("slack_bot", __name__)
+bp.register_blueprint(install.bp)
+bp.register_blueprint(events.bp)
 
 
 def _reply(text: str):
@@ -37,23 +40,6 @@ def _first_delivery(rt, signature: str) -> bool:
         return True
 
 
-def _signed_by_slack(verifier: SignatureVerifier, body: bytes, headers) -> bool:
-    """slack_sdk's check (it rejects timestamps more than 5 minutes off), less the inputs on
-    which it raises instead of answering, so that they get a 401 and not a 500: it calls int()
-    on the timestamp ('²' or 5,000 digits raise), decodes the body as UTF-8 before checking
-    anything else, and compares signatures with hmac.compare_digest on str, which raises on
-    non-ASCII text. Slack itself sends ASCII signatures and UTF-8 bodies."""
-    if not is_timestamp(headers.get("X-Slack-Request-Timestamp")):
-        return False
-    if not headers.get("X-Slack-Signature", "").isascii():
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return verifier.is_valid_request(body, dict(headers))
-
-
 @bp.post("/slack/commands")
 def slash_command():
     rt = current_app.extensions["holdspace"]
@@ -61,7 +47,7 @@ def slash_command():
     if not secret:
         return jsonify({"error": "Slack is not configured"}), 503
     body = request.get_data(cache=True)
-    if not _signed_by_slack(SignatureVerifier(secret), body, request.headers):
+    if not signed_by_slack(SignatureVerifier(secret), body, request.headers):
         return jsonify({"error": "signature check failed"}), 401
     if not _first_delivery(rt, request.headers.get("X-Slack-Signature", "")):
         return jsonify({"error": "this request was already received"}), 401
@@ -71,13 +57,11 @@ def slash_command():
     user_id, text = form.get("user_id", ""), form.get("text", "")
     if not user_id:
         return jsonify({"error": "user_id missing"}), 400
-    with session_scope(rt.engine) as db:
-        coach = q.coach_by_slack_user(db, user_id)
-        coach_id = coach.id if coach else None
-    if coach_id is None:
-        return _reply("Hello! Your Slack account isn't connected to holdspace yet. "
-                      "Ask your holdspace administrator to add you "
-                      "(`flask --app app coach add --slack-user-id " + user_id + " …`).")
+    who = slack_installs.caller(rt, team_id=form.get("team_id"), enterprise_id=form.get("enterprise_id"),
+                                user_id=user_id)
+    if who.coach_id is None:
+        return _reply(_refusal(rt, who, user_id))
+    coach_id = who.coach_id
     name = (text.split() or ["help"])[0].lower()
     command = commands.COMMANDS.get(name)
     actor = f"coach:{coach_id}"
@@ -91,6 +75,22 @@ def slash_command():
             return _reply("holdspace is busy right now; please try again in a minute.")
         return _reply(f"Working on `{name}`…")
     return _reply(commands.run(rt, coach_id, text, actor))
+
+
+def _refusal(rt, who: slack_installs.Caller, user_id: str) -> str:
+    """What a Slack user who is no coach's here is told; never anything of any coach's."""
+    if who.refusal == "unlinked":
+        return ("Hello! Your Slack account isn't connected to holdspace yet. To connect it, open this "
+                "link and sign in to your holdspace dashboard (it works once, within an hour): " + who.link)
+    if who.refusal == "not_installed":
+        return ("holdspace isn't installed in this Slack workspace. Someone in it can add it here: "
+                f"{rt.settings.public_base_url}{slack_installs.INSTALL_PATH}")
+    if who.refusal == "other_workspace":
+        return ("Your Slack account is connected to holdspace in another Slack workspace; "
+                "use `/holdspace` there.")
+    return ("Hello! Your Slack account isn't connected to holdspace yet. "
+            "Ask your holdspace administrator to add you "
+            "(`flask --app app coach add --slack-user-id " + user_id + " …`).")
 
 
 def response_url_ok(url: str, api_base_url: str) -> bool:

@@ -254,22 +254,25 @@ def test_a_token_zoom_kills_early_is_refreshed_and_the_call_retried(hs, zoom_stu
 
 def test_workers_refreshing_at_once_make_one_refresh_and_lose_no_token(hs_factory, both_databases, zoom_stub):
     """Eight workers, each with its own database connection, find the token expired together;
-    Zoom takes a moment to answer. One refresh is made, everyone gets the new token, and the
-    stored refresh token is the live one."""
-    from workers.platforms.zoom_tokens import access_token
+    Zoom takes a moment to answer. One refresh is made; the others are told to come back (a job
+    never sleeps) and then use its token; the stored refresh token is the live one."""
+    from workers.platforms.zoom_tokens import ZoomTokenBusy, access_token
     zoom_stub.add_user(USER_A, ACCOUNT_A, EMAIL_A)
     hs = hs_factory(both_databases, PUBLIC_BASE_URL=BASE, **zoom_stub.app_env())
     coach_id = add_coach(hs)
     connect(hs, zoom_stub, coach_id)
+    old_token = access_token(hs.rt, coach_id)
     expire_access_token(hs, coach_id)
     zoom_stub.refresh_delay = 0.3
 
-    barrier, got, errors = threading.Barrier(8), [], []
+    barrier, got, busy, errors = threading.Barrier(8), [], [], []
 
     def worker():
         barrier.wait()
         try:
             got.append(access_token(hs.rt, coach_id))
+        except ZoomTokenBusy as exc:
+            busy.append(exc)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -278,13 +281,39 @@ def test_workers_refreshing_at_once_make_one_refresh_and_lose_no_token(hs_factor
         t.start()
     for t in threads:
         t.join(30)
-    assert errors == [] and len(got) == 8
+    assert errors == [] and len(got) + len(busy) == 8 and got and busy
+    assert all(b.retryable and b.retry_after for b in busy)
+    # The jobs that were told to come back now find the new token, with no second refresh.
+    got += [access_token(hs.rt, coach_id) for _ in busy]
     assert zoom_stub.refreshes == 1 and zoom_stub.refused_refreshes == 0
-    assert len(set(got)) == 1
+    assert len(set(got)) == 1 and got[0] != old_token
     live, = zoom_stub.live_refresh_tokens(USER_A)
     conn = connection(hs, coach_id)
     assert hs.rt.vault.unseal(conn.refresh_token_sealed, f"zoom-refresh-token:{coach_id}").decode() == live
     hs.rt.engine.dispose()
+
+
+def test_a_recording_whose_token_another_worker_is_refreshing_is_fetched_on_the_retry(hs, zoom_stub):
+    """The refresh lease is held (another worker mid-refresh): the ingest job is put off, not
+    failed, and the retry fetches the recording once the lease is free."""
+    coach_id = add_coach(hs)
+    hs.run("client", "add", "--coach-email", EMAIL_A, "--email", CLIENT_EMAIL, "--name", "Robin Client")
+    hs.run("consent", "grant", "--client-email", CLIENT_EMAIL, "--method", "written")
+    connect(hs, zoom_stub, coach_id)
+    expire_access_token(hs, coach_id)
+    with hs.db() as db:
+        conn = db.exec(select(ZoomConnection).where(ZoomConnection.coach_id == coach_id)).one()
+        conn.refresh_lease_until = utcnow() + timedelta(seconds=1)  # another worker's claim
+        db.add(conn)
+        db.commit()
+    assert post_zoom(hs.http, recording_for(zoom_stub, USER_A)).status_code == 200
+    hs.drain()  # runs the put-off job too, once its two seconds have passed
+    from models import InboxEvent
+    with hs.db() as db:
+        event = db.exec(select(InboxEvent)).one()
+        assert event.status == "done" and event.attempts == 2
+        assert db.exec(select(CoachingSession)).one().state in ("stored", "transcribing", "summarising", "delivered")
+    assert zoom_stub.refreshes == 1 and zoom_stub.file_downloads("own-audio-1") == 1
 
 
 def test_a_refused_refresh_breaks_the_connection_and_tells_the_coach_once(hs, zoom_stub):

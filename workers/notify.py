@@ -1,5 +1,6 @@
 """Telling people things, exactly once: each message is a row keyed by what it is about, and a
-job delivers it (Slack DM for coaches when configured, else email)."""
+job delivers it (a coach's Slack DM, through the bot of their own workspace, when there is one;
+else email)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from integrations.slack import TokenDead
 from models import Coach, DeletionReceipt, OutboundMessage, utcnow
 from models.db import session_scope
-from workers import links, retries
+from workers import links, retries, slack_installs
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,10 @@ def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, su
 
 def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str,
                client_id: str | None = None, forget_after_send: bool = False) -> OutboundMessage | None:
-    """Queue a note to the coach: their Slack DM when Slack is set up for them, else email.
+    """Queue a note to the coach: their Slack DM when a bot can reach them, else email.
     A note that names a client passes `client_id`, so it is sealed and deleted with them."""
     about = {"coach_id": coach.id, "client_id": client_id, "forget_after_send": forget_after_send}
-    if rt.slack.configured and coach.slack_user_id:
+    if slack_installs.reachable(db, rt, coach):
         return queue_message(db, rt, key=key, channel="slack", recipient=coach.slack_user_id,
                              subject=subject, body=f"*{subject}*\n{body}", **about)
     return queue_message(db, rt, key=key, channel="email", recipient=coach.email,
@@ -92,10 +94,20 @@ def deliver(message_id: str) -> str:
         body, html = (links.render_urls(text, rt.settings.secret_key, rt.settings.public_base_url)
                       for text in (msg.body, msg.html))
         attachments = _receipt_attachment(db, msg.attachment_receipt_id)
-    try:
+        coach = db.get(Coach, msg.coach_id) if msg.coach_id else None
+        bot = None
         if channel == "slack":
-            rt.slack.direct_message(recipient, body)
-        else:
+            bot = slack_installs.bot_for(db, rt, coach) if coach else (rt.slack, None)
+            if bot is None:
+                # The coach's workspace no longer has holdspace installed: email instead.
+                channel, recipient, subject, body = _as_email(coach, subject, body)
+            elif coach is not None:
+                recipient = coach.slack_user_id
+    try:
+        if channel == "slack" and not _direct_message(rt, bot, recipient, body):
+            # Slack refused the workspace's token as dead: this note goes by email after all.
+            channel, recipient, subject, body = _as_email(coach, subject, body)
+        if channel != "slack":
             rt.mailer.send(recipient, subject, body, html, headers={"X-Holdspace-Message": message_id},
                            attachments=attachments, about=about)
     except Exception as exc:
@@ -118,10 +130,58 @@ def deliver(message_id: str) -> str:
     with session_scope(rt.engine) as db:
         msg = db.get(OutboundMessage, message_id)
         msg.status, msg.sent_at, msg.error = "sent", utcnow(), None
+        msg.channel, msg.recipient = channel, recipient  # how it went out, Slack or email
         if msg.forget_after_send:
             # The outbox is a transport: what was sent about an erased client is not kept.
             msg.recipient, msg.subject, msg.body, msg.html = "", "", "", None
     return "sent"
+
+
+def _as_email(coach: Coach, subject: str, body: str) -> tuple[str, str, str, str]:
+    return "email", coach.email, f"holdspace: {subject}", _unslack(body, subject)
+
+
+def _unslack(body: str, subject: str) -> str:
+    # A Slack note starts with its subject in bold; an email has it as its subject.
+    head = f"*{subject}*\n"
+    return body[len(head):] if body.startswith(head) else body
+
+
+def _direct_message(rt, bot, recipient: str, body: str) -> bool:
+    """Post the DM; False when Slack refused an installation's token as dead (that
+    installation is then ended, as if its app_uninstalled had come)."""
+    notifier, key = bot
+    try:
+        notifier.direct_message(recipient, body)
+    except TokenDead:
+        if key is None:
+            raise  # SLACK_BOT_TOKEN's own: the operator's to fix, retried and reported as ever
+        end_slack_installation(rt, key=key, status="revoked")
+        return False
+    return True
+
+
+def end_slack_installation(rt, *, status: str, key: str | None = None, enterprise_id: str | None = None,
+                           team_id: str | None = None, bot_user_ids=None, actor: str = "slack") -> bool:
+    """A workspace's installation ends (its app removed, its token revoked or refused as dead):
+    its token is deleted at once and each coach it served is told, by email, once. False when
+    there was nothing to end."""
+    with session_scope(rt.engine) as db:
+        ended = slack_installs.end_installation(db, status=status, key=key, enterprise_id=enterprise_id,
+                                                team_id=team_id, bot_user_ids=bot_user_ids, actor=actor)
+        if ended is None:
+            return False
+        row, coaches = ended
+        since = int(row.installed_at.timestamp())
+        for coach in coaches:
+            queue_message(
+                db, rt, key=f"slack-ended:{row.team_id}:{since}:{coach.id}", channel="email",
+                recipient=coach.email, coach_id=coach.id, subject="holdspace: Slack is disconnected",
+                body=f"holdspace can no longer message you in the Slack workspace {row.team_name or row.team_id}: "
+                     f"the app was removed there or its access was revoked, and holdspace has deleted its "
+                     f"token. Until it is added again ({rt.settings.public_base_url}"
+                     f"{slack_installs.INSTALL_PATH}), holdspace's notes to you come by email.")
+    return True
 
 
 def _receipt_attachment(db: Session, receipt_id: str | None) -> list[tuple[str, bytes, str]]:

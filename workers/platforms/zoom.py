@@ -17,7 +17,7 @@ from models import CoachingSession, InboxEvent, SessionState, audit, utcnow
 from models import queries as q
 from models.db import session_scope
 from workers import inbox, ingest, notify, retries
-from workers.ingest import Delivery, Meeting, PlatformFile
+from workers.ingest import Delivery, Meeting, PlatformFile, RetryLater
 from workers.platforms import zoom_tokens
 from workers.platforms.base import Platform, Schedule
 from workers.runtime import current
@@ -135,6 +135,14 @@ def _open(rt, delivery: Delivery, obj: dict) -> tuple[str | None, zoom_api.ZoomC
 
 
 def ingest_recording(rt, delivery: Delivery) -> tuple[str, str | None]:
+    try:
+        return _ingest_recording(rt, delivery)
+    except zoom_tokens.ZoomTokenBusy as busy:
+        # Another worker is refreshing the coach's token: run again in a moment, with its result.
+        raise RetryLater(busy.retry_after, str(busy)) from None
+
+
+def _ingest_recording(rt, delivery: Delivery) -> tuple[str, str | None]:
     payload = delivery.payload
     obj = payload["payload"]["object"]
     session_id, zoom = _open(rt, delivery, obj)
@@ -195,7 +203,10 @@ def reconcile_session(session_id: str) -> str:
         session.reconcile_attempts += 1
         attempts, uuid, coach_id = session.reconcile_attempts, session.platform_uuid, session.coach_id
     zoom = zoom_tokens.zoom_for(rt, coach_id)
-    recording = zoom.get_recordings(uuid) if zoom is not None and zoom.configured else None
+    try:
+        recording = zoom.get_recordings(uuid) if zoom is not None and zoom.configured else None
+    except zoom_tokens.ZoomTokenBusy:
+        recording = None  # asked again at the next attempt
     if recording and recording_files(recording):
         discovered(rt, recording, source="reconcile")
         return "discovered"

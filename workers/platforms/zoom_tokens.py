@@ -11,7 +11,6 @@ cannot bring the tokens back."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -32,7 +31,8 @@ EXPIRY_MARGIN = timedelta(seconds=60)
 # Longer than a refresh can take (the token request times out well within it): a lease left
 # by a worker killed mid-refresh frees itself.
 REFRESH_LEASE = timedelta(seconds=60)
-WAIT_STEP_S = 0.05
+# How soon a job that found the refresh claimed by another worker runs again.
+BUSY_RETRY_S = 2.0
 
 
 class ZoomNotConnected(ZoomApiError):
@@ -45,6 +45,17 @@ class ZoomNotConnected(ZoomApiError):
     @property
     def retryable(self) -> bool:
         return False
+
+
+class ZoomTokenBusy(ZoomApiError):
+    """Another worker is refreshing this coach's token right now: try again in a moment."""
+
+    def __init__(self):
+        super().__init__("another worker is refreshing this coach's Zoom token", retry_after=BUSY_RETRY_S)
+
+    @property
+    def retryable(self) -> bool:
+        return True
 
 
 def oauth_app(rt) -> ZoomOAuthApp | None:
@@ -112,12 +123,12 @@ def _store(rt, conn: ZoomConnection, grant: Grant) -> None:
 def access_token(rt, coach_id: str, stale: str | None = None) -> str:
     """A live access token of the coach's own Zoom: the stored one, or, when it is near expiry
     or is `stale` (a 401 just came back for it), a refreshed one. Whichever worker claims the
-    refresh makes the one call to Zoom; the others wait for its result.
+    refresh makes the one call to Zoom; one that finds the refresh claimed by another raises
+    ZoomTokenBusy, and its job runs again shortly, with the new token (a worker never waits).
 
     Raises ZoomNotConnected when there is no usable connection, ZoomApiError (retryable) when
-    Zoom could not be reached or another worker's refresh never finished."""
-    give_up = time.monotonic() + REFRESH_LEASE.total_seconds() + 5
-    while True:
+    Zoom could not be reached."""
+    for _ in range(3):  # a refresh whose connection moved on meanwhile is read once more
         with session_scope(rt.engine) as db:
             conn = q.zoom_connection_of(db, coach_id)
             if conn is None or conn.status != "active" or not conn.refresh_token_sealed:
@@ -134,16 +145,14 @@ def access_token(rt, coach_id: str, stale: str | None = None) -> str:
                            ZoomConnection.refresh_lease_until <= now))
                 .values(refresh_lease_until=now + REFRESH_LEASE)
                 .execution_options(synchronize_session=False)).rowcount == 1
-            refresh_token = _unseal(rt, coach_id, "refresh", conn.refresh_token_sealed) if claimed else None
+            if not claimed:
+                raise ZoomTokenBusy()
+            refresh_token = _unseal(rt, coach_id, "refresh", conn.refresh_token_sealed)
             conn_id = conn.id
-        if claimed:
-            token = _refresh(rt, coach_id, conn_id, version, refresh_token)
-            if token is not None:
-                return token
-            continue  # the connection moved on while Zoom answered: read it again
-        if time.monotonic() > give_up:
-            raise ZoomApiError("another worker's Zoom token refresh did not finish")
-        time.sleep(WAIT_STEP_S)
+        token = _refresh(rt, coach_id, conn_id, version, refresh_token)
+        if token is not None:
+            return token
+    raise ZoomTokenBusy()
 
 
 def _refresh(rt, coach_id: str, conn_id: str, version: int, refresh_token: str) -> str | None:
