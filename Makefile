@@ -21,7 +21,7 @@ install: $(STAMP)
 # The test session starts and stops its own Redis, Postgres, S3 and SMTP stand-ins.
 test: install
 	bash .ci/setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/flask --app app demo

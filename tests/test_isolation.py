@@ -276,7 +276,10 @@ def slack_lines(value: str, confirm) -> list[str]:
     return lines
 
 
-def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_stub, smtp_sink):
+@pytest.mark.parametrize("workspaces", ["one workspace", "a workspace each"])
+def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_stub, smtp_sink, workspaces):
+    """With one workspace (SLACK_BOT_TOKEN), and with holdspace installed in A's workspace and in
+    B's: B's commands, and B's Slack user speaking from A's workspace, reach nothing of A's."""
     import time
     from urllib.parse import urlencode
 
@@ -288,28 +291,36 @@ def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_s
     try:
         smtp_sink.clear()
         secret = "isolation-slack-secret"
+        each = workspaces == "a workspace each"
+        mode = slack.env() if each else {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_BASE_URL": slack.api_base_url}
         hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SLACK_SIGNING_SECRET=secret,
-                        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_BASE_URL=slack.api_base_url,
-                        **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
+                        **mode, **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
         a = coach_a(hs, zoom_stub, smtp_sink)
         b = coach_b(hs)
-        from models import Coach as CoachRow
-        with hs.db() as db:
-            row = db.get(CoachRow, b.id)
-            row.slack_user_id = "U0BLAIR"
-            db.add(row)
-            db.commit()
+        if each:
+            from tests.test_slack_install import install, signed_in as slack_signed_in
+            install(hs, slack, "T0AAAAAA", "U0CASEY", slack_signed_in(hs, a.id))
+            install(hs, slack, "T0BBBBBB", "U0BLAIR", slack_signed_in(hs, b.id))
+        else:
+            from models import Coach as CoachRow
+            with hs.db() as db:
+                row = db.get(CoachRow, b.id)
+                row.slack_user_id = "U0BLAIR"
+                db.add(row)
+                db.commit()
         before = snapshot(hs, a.id)
+        # B's Slack user in B's workspace; with a workspace each, also B's user in A's workspace.
+        speakers = [("T0BBBBBB", "U0BLAIR")] + ([("T0AAAAAA", "U0BLAIR")] if each else [])
 
         def confirm(what, target):
             return confirm_code(hs.rt.settings.secret_key, b.id, f"{what}:{target.lower()}")
 
         replies, asked = [], {}
-        for value in a.values:
+        for (team, user), value in ((speaker, value) for speaker in speakers for value in a.values):
             for line in slack_lines(value, confirm):
                 hook = f"r{len(asked)}"
                 asked[hook] = (line, value)
-                body = urlencode({"command": "/holdspace", "text": line, "user_id": "U0BLAIR",
+                body = urlencode({"command": "/holdspace", "text": line, "user_id": user, "team_id": team,
                                   "response_url": slack.response_url(hook)}).encode()
                 ts = str(int(time.time()))
                 resp = hs.http.post("/slack/commands", data=body, content_type="application/x-www-form-urlencoded",
@@ -329,6 +340,8 @@ def test_slack_commands_as_b_reach_nothing_of_a(hs_factory, database_url, zoom_s
         # And nothing of A's reached B's Slack DMs either.
         for dm in slack.dms_to("U0BLAIR"):
             assert not [s for s in a.secrets if s.lower() in dm.lower()], dm
+        if each:  # and B was only ever spoken to with B's own workspace's bot
+            assert set(slack.tokens_used_for("U0BLAIR")) <= {slack.live_token("T0BBBBBB")}
     finally:
         slack.stop()
 

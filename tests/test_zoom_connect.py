@@ -425,3 +425,22 @@ def test_the_briefing_before_a_zoom_meeting_asks_with_the_coachs_own_token(hs, z
     assert "Robin Client" in briefing.subject
     asked = [r for r in zoom_stub.requests if r.path == "/v2/users/me/meetings"]
     assert asked and all("access-" in r.authorization for r in asked)
+
+
+def test_a_lost_webhook_is_reconciled_with_the_coachs_own_token(hs, zoom_stub):
+    from workers.platforms.zoom import reconcile_session
+    coach_id = add_coach(hs)
+    connect(hs, zoom_stub, coach_id)
+    event = recording_for(zoom_stub, USER_A)
+    obj = event["payload"]["object"]
+    ended = {"event": "meeting.ended", "event_ts": 1,
+             "payload": {"account_id": ACCOUNT_A, "object": {k: obj[k] for k in
+                                                             ("uuid", "id", "host_id", "topic", "start_time", "duration")}}}
+    assert post_zoom(hs.http, ended).status_code == 200
+    hs.drain()  # the reconciler is scheduled for later, not run
+    with hs.db() as db:
+        session = db.exec(select(CoachingSession)).one()
+    assert session.state == "received" and session.coach_id == coach_id
+    assert reconcile_session(session.id) == "discovered"
+    asked = [r for r in zoom_stub.requests if r.path.startswith("/v2/meetings/") and r.path.endswith("/recordings")]
+    assert asked and all("access-" in r.authorization for r in asked)
