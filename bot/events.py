@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
-from slack_sdk.signature import SignatureVerifier
+from flask import Blueprint, current_app, jsonify
 
-from bot.signature import signed_by_slack
+from bot.signature import signed_request
 from workers import notify
 
 log = logging.getLogger(__name__)
@@ -69,12 +68,9 @@ def _release(rt, event_id: str) -> None:
 @bp.post("/slack/events")
 def receive():
     rt = current_app.extensions["holdspace"]
-    secret = rt.settings.slack_signing_secret
-    if not secret:
-        return jsonify({"error": "Slack is not configured"}), 503
-    body = request.get_data(cache=True)
-    if not signed_by_slack(SignatureVerifier(secret), body, request.headers):
-        return jsonify({"error": "signature check failed"}), 401
+    body, refusal = signed_request(rt)
+    if refusal:
+        return refusal
     try:
         envelope = json.loads(body)
     except (ValueError, RecursionError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import jsonify, request
 from slack_sdk.signature import SignatureVerifier
 
 from integrations.payloads import is_timestamp
@@ -22,3 +23,15 @@ def signed_by_slack(verifier: SignatureVerifier, body: bytes, headers) -> bool:
     except UnicodeDecodeError:
         return False
     return verifier.is_valid_request(body, dict(headers))
+
+
+def signed_request(rt):
+    """The raw body of a request Slack signed, or the answer to give instead: 503 while Slack is
+    not configured, 401 for a signature that does not check."""
+    secret = rt.settings.slack_signing_secret
+    if not secret:
+        return None, (jsonify({"error": "Slack is not configured"}), 503)
+    body = request.get_data(cache=True)
+    if not signed_by_slack(SignatureVerifier(secret), body, request.headers):
+        return None, (jsonify({"error": "signature check failed"}), 401)
+    return body, None

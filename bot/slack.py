@@ -10,10 +10,9 @@ import logging
 from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, jsonify, request
-from slack_sdk.signature import SignatureVerifier
 
 from bot import commands, events, install
-from bot.signature import signed_by_slack
+from bot.signature import signed_request
 from workers import slack_installs
 
 log = logging.getLogger(__name__)
@@ -43,12 +42,9 @@ def _first_delivery(rt, signature: str) -> bool:
 @bp.post("/slack/commands")
 def slash_command():
     rt = current_app.extensions["holdspace"]
-    secret = rt.settings.slack_signing_secret
-    if not secret:
-        return jsonify({"error": "Slack is not configured"}), 503
-    body = request.get_data(cache=True)
-    if not signed_by_slack(SignatureVerifier(secret), body, request.headers):
-        return jsonify({"error": "signature check failed"}), 401
+    body, refusal = signed_request(rt)
+    if refusal:
+        return refusal
     if not _first_delivery(rt, request.headers.get("X-Slack-Signature", "")):
         return jsonify({"error": "this request was already received"}), 401
     form = request.form
