@@ -14,6 +14,9 @@ from config import Settings, SettingsError
 from workers.logs import install_redaction
 from workers.runtime import Runtime, install
 
+# Routes that platforms and monitors call: their errors stay JSON.
+MACHINE_PATHS = ("/webhooks/", "/slack/commands", "/slack/events", "/healthz", "/.well-known/")
+
 
 def create_app(test_config: dict | Settings | None = None) -> Flask:
     if isinstance(test_config, Settings):
@@ -66,8 +69,13 @@ def create_app(test_config: dict | Settings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        # Callers get a short JSON answer with the right status, never a stack trace.
-        return jsonify({"error": exc.description or exc.name}), exc.code
+        # Machines (Zoom, Google, Slack, a health check) get a short JSON answer; a person
+        # gets a page in the client's style. Never a stack trace.
+        from flask import request
+        if request.path.startswith(MACHINE_PATHS):
+            return jsonify({"error": exc.description or exc.name}), exc.code
+        from portal.client import error_page
+        return error_page(exc)
 
     register_cli(app)
     return app

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     smtp_url: str | None = _env("SMTP_URL")              # None: a Maildir under var/outbox
     mail_from: str = _env("MAIL_FROM", "holdspace@localhost")
     link_ttl_seconds: int = _env("LINK_TTL_SECONDS", 604800, ge=60)
+    # Without the download scope a player is sent the recording this many bytes at a time.
+    media_window_bytes: int = _env("MEDIA_WINDOW_BYTES", 1024 * 1024, ge=64 * 1024)
     slack_signing_secret: str | None = _env("SLACK_SIGNING_SECRET")
     slack_bot_token: str | None = _env("SLACK_BOT_TOKEN")
     slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")

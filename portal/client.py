@@ -10,6 +10,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlmodel import select
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.datastructures import Range
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
@@ -34,10 +35,45 @@ def to_you_filter(text: str) -> str:
     return to_you(text or "")
 
 PLAYABLE = ("video", "audio")
+ERRORS = {
+    400: ("Something was missing", "That request could not be understood. Please go back and try again."),
+    403: ("Not available", "This is not something this link allows."),
+    404: ("Link not found", "This link is not complete or not valid. Please open it again from "
+                            "your email, and check that the whole address was copied."),
+    405: ("Not available", "That cannot be done from here."),
+    410: ("Link expired", "This link has expired or was withdrawn."),
+    413: ("Too much", "That was more than this page takes."),
+    429: ("Please wait", "Too many requests in a short time. Please try again in a minute."),
+}
 
 
 def _rt():
     return current_app.extensions["holdspace"]
+
+
+def error_page(exc):
+    """Any error a person's browser may see outside the dashboard, as a page of ours."""
+    title, message = ERRORS.get(exc.code, ("Something went wrong", "Please try again later."))
+    if exc.code == 403 and exc.description and not exc.description.startswith("You don't have"):
+        message = exc.description  # our own explanation, given where the 403 was raised
+    response = make_response(render_template("message.html", title=title, message=message),
+                             exc.code or 500)
+    return harden(response)
+
+
+@bp.app_context_processor
+def _consent_footer():
+    """Every client page can link to the client's consent page (the consent text promises
+    it); `consent_url` is set by the views that know whose page it is."""
+    return {"consent_url": None}
+
+
+def consent_url(db, link) -> str | None:
+    """The client's own consent page, from any of their pages."""
+    from flask import url_for
+    token = links.consent_token(db, _rt().settings.secret_key, link.coach_id, link.client_id,
+                                ttl_seconds=max(_rt().settings.link_ttl_seconds, 30 * 86400))
+    return url_for("consent_pages.consent_page", token=token) if token else None
 
 
 def _gone(db, exc: links.LinkGone, token: str):
@@ -75,13 +111,6 @@ def _session_view(db, link):
     return session, client, coach, media, consent
 
 
-def _media_asset(db, link) -> Asset:
-    session, _, _, media, _ = _session_view(db, link)
-    if media is None:
-        abort(404)
-    return media
-
-
 def _may_download(consent) -> bool:
     return bool(consent) and may(consent.scope_set, "download")
 
@@ -104,7 +133,8 @@ def session_page(token):
         return render_template(
             "session.html", token=token, session=session, client=client, coach=coach, media=media,
             segments=(transcript.segments if transcript else []), summary=summary,
-            may_download=_may_download(consent), journey_token=journey_token, energy=energy)
+            may_download=_may_download(consent), journey_token=journey_token, energy=energy,
+            consent_url=consent_url(db, link))
 
 
 # One block per body iteration: a default-size vault segment.
@@ -172,21 +202,37 @@ def _several_ranges(header: str | None) -> bool:
     return ranges is not None and len(ranges.ranges) > 1
 
 
-def _stream(asset: Asset, as_download: str | None = None):
+def stream_media(asset: Asset, as_download: str | None = None, window: int | None = None):
     """The recording, decrypted as it is sent; werkzeug answers Range, If-Range and the
-    other conditional headers from the file object."""
+    other conditional headers from the file object. With a `window`, a range is answered
+    with at most that many bytes (a player asks on for the rest, a downloader gets a piece)."""
     try:
         media = _rt().vault.open_file(asset.object_key)
     except VaultError as exc:
         return _unreadable(asset, exc)
     try:
-        return _media_response(media, asset, as_download)
+        return _media_response(media, asset, as_download, window)
     except BaseException:
         media.close()
         raise
 
 
-def _media_response(media, asset: Asset, as_download: str | None):
+def _windowed(environ: dict, size: int, window: int) -> dict:
+    """The request as if it had asked for at most `window` bytes of its first range; HTTP
+    lets a server answer less of an open or long range than was asked (RFC 9110 14.1.2).
+    If-Range is dropped: a stale validator would otherwise be answered with the whole file."""
+    environ = {k: v for k, v in environ.items() if k != "HTTP_IF_RANGE"}
+    ranges = parse_range_header(environ.get("HTTP_RANGE"))
+    if ranges is None:
+        return environ
+    bounds = Range(ranges.units, ranges.ranges[:1]).range_for_length(size)
+    if bounds is None:  # unsatisfiable, or not in bytes: answered 416, never whole
+        return {**environ, "HTTP_RANGE": f"bytes={size}-"}
+    start, stop = bounds
+    return {**environ, "HTTP_RANGE": f"bytes={start}-{min(stop, start + window) - 1}"}
+
+
+def _media_response(media, asset: Asset, as_download: str | None, window: int | None = None):
     response = Response(wrap_file(request.environ, media, MEDIA_BLOCK),
                         content_type=asset.content_type, direct_passthrough=True)
     response.headers.update(MEDIA_HEADERS)
@@ -196,7 +242,9 @@ def _media_response(media, asset: Asset, as_download: str | None):
     if as_download:
         response.headers.set("Content-Disposition", "attachment", filename=as_download)
     environ = request.environ
-    if _several_ranges(environ.get("HTTP_RANGE")):
+    if window is not None:
+        environ = _windowed(environ, media.size, window)
+    elif _several_ranges(environ.get("HTTP_RANGE")):
         # Answered whole, as RFC 9110 allows: players ask for one range, and a multipart
         # body would be of use to no one we serve.
         environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
@@ -225,8 +273,15 @@ def _media_response(media, asset: Asset, as_download: str | None):
 def media(token):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "session", page=False)
-        asset = _media_asset(db, link)
-    return _stream(asset)
+        session, _, _, asset, consent = _session_view(db, link)
+        if asset is None:
+            abort(404)
+        whole_allowed = _may_download(consent)
+    if not whole_allowed and parse_range_header(request.headers.get("Range")) is None:
+        # What a player never sends and a "save as" does: the file in one answer.
+        abort(403, "The recording plays on your session page. Downloading it is not part of "
+                   "what you agreed to share; you can change that on your consent page.")
+    return stream_media(asset, window=None if whole_allowed else _rt().settings.media_window_bytes)
 
 
 @bp.get("/s/<token>/download/recording")
@@ -239,7 +294,7 @@ def download_recording(token):
         audit.record(db, "client", "recording.downloaded", f"session:{session.id}",
                      coach_id=coach.id, ip=request.remote_addr)
         ext = media.object_key.rsplit(".", 1)[-1]
-    return _stream(media, as_download=f"session-{session.started_at:%Y-%m-%d}.{ext}"
+    return stream_media(media, as_download=f"session-{session.started_at:%Y-%m-%d}.{ext}"
                    if session.started_at else f"session.{ext}")
 
 
@@ -282,7 +337,8 @@ def journey(token):
                                                     ClientMemory.client_id == client.id)).first()
         from workers.journey import journey_view
         view = journey_view(sessions, summaries, memory.data if memory else {})
-        return render_template("journey.html", client=client, coach=coach, view=view)
+        return render_template("journey.html", client=client, coach=coach, view=view,
+                               consent_url=consent_url(db, link))
 
 
 @bp.post("/links/fresh")

@@ -221,7 +221,59 @@ def test_download_is_an_attachment_and_takes_ranges(served):
     assert part.headers["Content-Disposition"] == disposition
 
 
-def test_download_refused_without_the_share_scope(hs, zoom_stub, smtp_sink):
-    served = Served(hs, zoom_stub, smtp_sink, scopes="record")
+WINDOW = 64 * 1024  # MEDIA_WINDOW_BYTES for the windowed tests: the recording is 2+ windows
+
+
+@pytest.fixture
+def windowed(hs_factory, database_url, zoom_stub, smtp_sink):
+    smtp_sink.clear()
+    hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url,
+                    MEDIA_WINDOW_BYTES=WINDOW)
+    return Served(hs, zoom_stub, smtp_sink, scopes="record")
+
+
+def test_download_refused_without_the_share_scope(windowed):
+    served = windowed
     assert served.get(f"{served.path}/download/recording").status_code == 403
-    assert served.get().status_code == 200  # the player still plays it
+    # No whole-file answer: a request without a Range is what a downloader sends.
+    whole = served.get()
+    assert whole.status_code == 403 and served.data not in whole.data
+    assert "text/html" in whole.headers["Content-Type"]
+    assert served.hs.http.head(served.media).status_code == 403
+
+
+def test_without_downloads_the_player_gets_windows_that_add_up(windowed):
+    served = windowed
+    size = len(served.data)
+    assert size > 2 * WINDOW
+    pieces, start = [], 0
+    while start < size:
+        part = served.get(Range=f"bytes={start}-")  # what a player asks, open-ended
+        assert part.status_code == 206, start
+        assert len(part.data) == min(WINDOW, size - start)
+        assert part.headers["Content-Range"] == f"bytes {start}-{start + len(part.data) - 1}/{size}"
+        pieces.append(part.data)
+        start += len(part.data)
+    assert b"".join(pieces) == served.data  # it still plays, all of it, piece by piece
+    inner = served.get(Range="bytes=100-199")
+    assert inner.status_code == 206 and inner.data == served.data[100:200]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Range": "bytes=0-"},                                   # open-ended
+    {"Range": f"bytes=0-{10 ** 9}"},                         # past the end
+    {"Range": "bytes=0-10,20-"},                             # several ranges
+    {"Range": "bytes=-100000"},                              # a suffix longer than a window
+    {"Range": "bytes=0-", "If-Range": '"stale-validator"'},  # a stale If-Range
+    {"Range": "bytes=0-", "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"},
+])
+def test_without_downloads_no_range_yields_the_whole_file(windowed, headers):
+    resp = windowed.get(**headers)
+    assert resp.status_code == 206 and len(resp.data) <= WINDOW < len(windowed.data)
+
+
+@pytest.mark.parametrize("range_header", ["items=0-", "bytes=999999999-", "bytes=abc"])
+def test_without_downloads_odd_ranges_are_refused_not_served_whole(windowed, range_header):
+    resp = windowed.get(Range=range_header)
+    assert resp.status_code in (403, 416)
+    assert windowed.data not in resp.data and len(resp.data) < WINDOW

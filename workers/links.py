@@ -113,6 +113,20 @@ def current_journey_link(db: Session, coach_id: str, client_id: str) -> Link | N
                    .order_by(Link.expires_at.desc())).first()
 
 
+def consent_token(db: Session, secret_key: str, coach_id: str, client_id: str, *,
+                  ttl_seconds: int) -> str:
+    """A token for the client's consent page, for the links every client page and email
+    carries: their live consent link if one has more than a day left, else a new one."""
+    live = db.exec(select(Link).where(Link.coach_id == coach_id, Link.client_id == client_id,
+                                      Link.purpose == "consent", Link.revoked_at.is_(None),
+                                      Link.expires_at > utcnow() + timedelta(days=1))
+                   .order_by(Link.expires_at.desc())).first()
+    if live is not None:
+        return token_for(secret_key, live)
+    return issue(db, secret_key, coach_id=coach_id, client_id=client_id, purpose="consent",
+                 ttl_seconds=ttl_seconds)[1]
+
+
 def purge_expired(db: Session, older_than: timedelta, now=None) -> int:
     """Delete link rows that expired longer ago than `older_than` (they answer 404 after)."""
     cutoff = (now or utcnow()) - older_than
