@@ -57,6 +57,14 @@ class SessionState(str, enum.Enum):
     # A recording event whose files held nothing holdspace keeps (the coach is told what came).
     nothing_to_keep = "nothing_to_keep"
     failed = "failed"
+    # Summarised and waiting for the coach to read, edit and send it (a coach in review mode).
+    ready_for_review = "ready_for_review"
+
+
+# How a finished session reaches the client: at once, or after the coach has reviewed it.
+DELIVERY_MODES = ("auto", "review")
+# Where holdspace tells the coach things: Slack when they have it linked, else email; or email.
+NOTIFY_CHANNELS = ("slack", "email")
 
 
 class Coach(SQLModel, table=True):
@@ -78,6 +86,11 @@ class Coach(SQLModel, table=True):
     trash_zoom_copies: bool = False
     # Whether Zoom's own transcript may be used (and waited for) instead of transcribing here.
     allow_platform_transcript: bool = True
+    delivery_mode: str = "auto"
+    notify_by: str = "slack"
+    # Whether the client's page shows the "how it felt" line read from their words (off: an
+    # automatic mood reading a client did not ask for can feel like being watched).
+    show_mood_to_client: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -214,6 +227,8 @@ class CoachingSession(ClientOrCoachOwned, SQLModel, table=True):
     # Set when the coach revokes the client's links to this session: it leaves the client's
     # journey and no fresh link is sent for it until the coach shares it again (resend).
     withheld_at: datetime | None = None
+    # Set when a coach in review mode sends the reviewed summary: delivery may go ahead.
+    approved_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

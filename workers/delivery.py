@@ -47,13 +47,15 @@ def deliver_session(session_id: str) -> str:
     s = rt.settings
     with session_scope(rt.engine) as db:
         session = db.get(CoachingSession, session_id)
-        if session is None or session.state not in sessions.PROCESSING:
+        if session is None or session.state not in sessions.DELIVERABLE:
             return session.state if session else "missing"
         client = fence.hold(db, session.coach_id, session.client_id, need="deliver", session_id=session.id)
         coach = q.coach_by_id(db, session.coach_id)
         if notify.message_exists(db, f"session-email:{session.id}"):
             _delivered(db, session)  # an earlier run sent it and stopped before this step
             return "already delivered"
+        if coach.delivery_mode == "review" and session.approved_at is None:
+            return _await_review(db, rt, coach, client, session)
         summary = db.exec(select(Summary).where(Summary.coach_id == coach.id,
                                                 Summary.session_id == session.id)).first()
         lines = summary_lines(summary.client_tier if summary else {})
@@ -78,6 +80,21 @@ def deliver_session(session_id: str) -> str:
                   + render("session_delivered.txt", **{**context, "link": "(the client's private link)"})))
         _delivered(db, session)
     return "delivered"
+
+
+def _await_review(db: Session, rt, coach, client, session: CoachingSession) -> str:
+    """Review mode: nothing reaches the client until the coach has read the summary and sent
+    it; the coach is told once, with the page where that is done."""
+    if sessions.move(db, session, SessionState.ready_for_review):
+        audit.record(db, "system", "session.ready_for_review", f"session:{session.id}",
+                     coach_id=coach.id)
+    notify.tell_coach(
+        db, rt, coach, key=f"session-review:{session.id}", client_id=client.id,
+        subject=f"Ready for your review: {client.name}, {when_of(session)}",
+        body=(f"The summary of \"{session.topic}\" with {client.name} is ready. Nothing has been "
+              f"sent to {client.name} yet: read it, edit it if you like, and send it from "
+              f"{rt.settings.public_base_url}/coach/sessions/{session.id}"))
+    return "ready for review"
 
 
 def _delivered(db: Session, session: CoachingSession) -> None:

@@ -131,7 +131,7 @@ def sweep_stalled(now=None) -> dict:
     return {"requeued": len(requeued), "failed": len(failed)}
 
 
-def _deliver(rt, session_id: str) -> None:
+def enqueue_delivery(rt, session_id: str) -> None:
     from workers.delivery import deliver_session
     try:
         rt.queue("default").enqueue(deliver_session, session_id, job_id=step_job_id(deliver_session, session_id),
@@ -162,7 +162,7 @@ def transcribe_session(session_id: str) -> str:
         if scopes is None:
             return "no consent"
         if not sessions.may(scopes, "transcribe"):
-            _deliver(rt, session_id)
+            enqueue_delivery(rt, session_id)
             return "not consented to transcription"
         if db.exec(select(Transcript.id).where(Transcript.session_id == session_id)).first():
             sessions.move(db, session, S.summarising)
@@ -375,7 +375,7 @@ def summarise_session(session_id: str) -> str:
             return "no consent"
         done = db.exec(select(Summary.id).where(Summary.session_id == session_id)).first()
         if not sessions.may(scopes, "summarise") or done:
-            _deliver(rt, session_id)
+            enqueue_delivery(rt, session_id)
             return "already summarised" if done else "not consented to summaries"
         transcript = db.exec(select(Transcript).where(Transcript.coach_id == session.coach_id,
                                                       Transcript.session_id == session_id)).one()
@@ -416,7 +416,7 @@ def summarise_session(session_id: str) -> str:
         row.updated_at = utcnow()
         audit.record(db, "system", "session.summarised", f"session:{session_id}",
                      coach_id=coach_id, engine=engine)
-    _deliver(rt, session_id)
+    enqueue_delivery(rt, session_id)
     return "summarised"
 
 

@@ -37,19 +37,24 @@ ALLOWED: dict[SessionState, frozenset[SessionState]] = {
     S.refused_no_consent: frozenset({S.received, S.fetching, S.stored, S.unmatched, S.nothing_to_keep} | _ANY_TIME),
     S.nothing_to_keep: frozenset({S.fetching, S.stored} | _ANY_TIME),
     S.fetching: frozenset({S.stored, S.nothing_to_keep} | _ANY_TIME),
-    S.stored: frozenset({S.transcribing, S.summarising, S.delivered} | _ANY_TIME),
-    S.transcribing: frozenset({S.summarising, S.delivered} | _ANY_TIME),
-    S.summarising: frozenset({S.delivered} | _ANY_TIME),
+    S.stored: frozenset({S.transcribing, S.summarising, S.ready_for_review, S.delivered} | _ANY_TIME),
+    S.transcribing: frozenset({S.summarising, S.ready_for_review, S.delivered} | _ANY_TIME),
+    S.summarising: frozenset({S.ready_for_review, S.delivered} | _ANY_TIME),
+    # Waiting on the coach, not on a job: only the coach's send (or a failure) moves it on.
+    S.ready_for_review: frozenset({S.delivered} | _ANY_TIME),
     S.delivered: frozenset({S.refused_no_consent}),
     # A retry resumes where the session stopped: at the download, or with what is stored.
     S.failed: frozenset({S.received, S.fetching, S.stored, S.unmatched, S.nothing_to_keep,
-                         S.transcribing, S.summarising, S.delivered, S.refused_no_consent}),
+                         S.transcribing, S.summarising, S.ready_for_review, S.delivered,
+                         S.refused_no_consent}),
 }
 # The states a pipeline step (transcribe, summarise, deliver) works through.
 PROCESSING = (S.stored.value, S.transcribing.value, S.summarising.value)
 # The states before the recording is stored, whose work is the inbox's.
 INGESTING = (S.received.value, S.fetching.value)
-HAVE_RECORDING = frozenset(PROCESSING + (S.delivered.value,))
+HAVE_RECORDING = frozenset(PROCESSING + (S.ready_for_review.value, S.delivered.value))
+# Where delivery may pick a session up: after processing, or once its coach has reviewed it.
+DELIVERABLE = PROCESSING + (S.ready_for_review.value,)
 
 
 class IllegalMove(RuntimeError):

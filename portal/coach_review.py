@@ -1,0 +1,63 @@
+"""The coach's session page, beyond reading: the recording through a coach-scoped media route,
+and review before send (edit the client's summary, then send it). The work is the workers'
+(workers/review.py); these views only check whose session it is and call them."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, g, redirect, request, url_for
+
+from models import queries as q
+from models.db import session_scope
+from portal.client import PLAYABLE, stream_media
+from portal.coach import bp
+from workers import review
+from workers.coaching import CoachError
+
+
+def _rt():
+    return current_app.extensions["holdspace"]
+
+
+@bp.get("/sessions/<session_id>/media")
+def session_media(session_id):
+    """The recording for the coach's own player; Range requests as for the client's."""
+    with session_scope(_rt().engine) as db:
+        session = q.session_of(db, g.coach.id, session_id)
+        if session is None:
+            abort(404)
+        assets = q.assets_of_session(db, g.coach.id, session.id)
+        media = next((a for kind in PLAYABLE for a in assets if a.kind == kind), None)
+        if media is None:
+            abort(404)
+    return stream_media(media)
+
+
+def _back(session_id: str):
+    return redirect(url_for("coach.session_view", session_id=session_id, _anchor="review"), 303)
+
+
+@bp.post("/sessions/<session_id>/summary")
+def edit_summary(session_id):
+    with session_scope(_rt().engine) as db:
+        if q.session_of(db, g.coach.id, session_id) is None:
+            abort(404)
+    form = request.form
+    try:
+        flash(review.edit_summary(_rt(), g.coach.id, session_id, overview=form.get("overview", ""),
+                                  commitments=form.get("commitments", ""),
+                                  homework=form.get("homework", ""), actor=f"coach:{g.coach.id}"), "ok")
+    except CoachError as exc:
+        flash(str(exc), "error")
+    return _back(session_id)
+
+
+@bp.post("/sessions/<session_id>/send")
+def send_reviewed(session_id):
+    with session_scope(_rt().engine) as db:
+        if q.session_of(db, g.coach.id, session_id) is None:
+            abort(404)
+    try:
+        flash(review.send_reviewed(_rt(), g.coach.id, session_id, actor=f"coach:{g.coach.id}"), "ok")
+    except CoachError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("coach.session_view", session_id=session_id), 303)
