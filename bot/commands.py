@@ -149,6 +149,16 @@ def _check_session(rt, coach_id, session_id) -> None:
             raise CoachError(f"No session {session_id}.")
 
 
+# What the coach does next about a session that needs them, as the status line says it.
+NEXT_STEP = {
+    "retry": "`/holdspace retry {id}`",
+    "assign": "`/holdspace assign {id} client@example.com`",
+    "fetch": "once they consent, fetch it from the dashboard",
+    "review": "review and send it on the dashboard",
+    "wait": "under way",
+}
+
+
 def status(rt, coach_id, args, actor) -> str:
     info = coaching.status(rt, coach_id)
     counts = ", ".join(f"{state.replace('_', ' ')}: {n}" for state, n in sorted(info["counts"].items())) or "no sessions yet"
@@ -156,7 +166,7 @@ def status(rt, coach_id, args, actor) -> str:
              f"Queue: {info['queue_depth']} job(s) waiting" if info["queue_depth"] is not None else "Queue: not answering"]
     for a in coaching.needs_attention(rt, coach_id, limit=5):
         lines.append(f"• {a.session.state.replace('_', ' ')} `{a.session.id}` {a.session.topic or ''}: "
-                     f"{a.reason} (`/holdspace retry {a.session.id}`)")
+                     f"{a.reason} ({NEXT_STEP[a.action].format(id=a.session.id)})")
     return "\n".join(lines)
 
 

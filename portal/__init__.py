@@ -11,6 +11,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(consent_pages)
     from portal.coach import bp as coach_dashboard
     import portal.coach_review  # noqa: F401  (the coach's player and review before send)
+    import portal.coach_clients  # noqa: F401
+    import portal.coach_settings  # noqa: F401
     import portal.google_connect  # noqa: F401  (adds the Google pages to the dashboard)
     import portal.slack_link  # noqa: F401
     import portal.zoom_connect  # noqa: F401  (and the Zoom pages)

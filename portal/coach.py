@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from sqlmodel import func, select
 
-from models import (AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link, SessionState,
+from models import (CONSENT_SCOPES, AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link, SessionState,
                     Summary, Transcript, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
@@ -27,6 +27,14 @@ from workers import briefing as briefings
 from workers import coaching, notify
 from workers.coaching import CoachError
 from workers.sessions import may
+
+# The scopes as the coach attests them for a client's verbal consent.
+COACH_SCOPE_LABELS = {
+    "record": "Record the sessions and keep the recording",
+    "transcribe": "Make a transcript",
+    "summarise": "Make a summary and track commitments",
+    "share_with_client": "Let them download their recordings and transcripts",
+}
 
 bp = Blueprint("coach", __name__, url_prefix="/coach", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -250,11 +258,13 @@ def dashboard():
     recent = coaching.sessions(rt, coach_id, limit=25)
     overview = coaching.status(rt, coach_id)
     attention = coaching.needs_attention(rt, coach_id)
+    working = coaching.under_way(rt, coach_id)
     with session_scope(rt.engine) as db:
         _viewed(db, "dashboard")
     names = {c.id: c.name for c in clients}
     return render_template("coach/dashboard.html", clients=clients, recent=recent, attention=attention,
-                           counts=overview["counts"], queue_depth=overview["queue_depth"], names=names)
+                           working=working, counts=overview["counts"], queue_depth=overview["queue_depth"],
+                           names=names, assignable=[c for c in clients if c.consent != "withdrawn" and c.email])
 
 
 def _client_or_404(db, client_id: str):
@@ -291,7 +301,8 @@ def client_view(client_id):
         open_commitments=[c for c in commitments if c.get("status") == "open"],
         closed_commitments=[c for c in commitments if c.get("status") != "open"],
         themes=data.get("themes") or [], threads=data.get("last_open_threads") or [],
-        goals=data.get("goals") or [], brief=brief, notes=notes)
+        goals=data.get("goals") or [], brief=brief, notes=notes,
+        scopes=[(s, COACH_SCOPE_LABELS[s]) for s in CONSENT_SCOPES])
 
 
 @bp.get("/sessions/<session_id>")
@@ -407,6 +418,46 @@ def search():
     return render_template("coach/search.html", words=words, hits=hits, error=error)
 
 
+# The audit trail's filters: what kind of event, as the coach thinks of it.
+AUDIT_KINDS = {
+    "views": ("Pages you opened", ("dashboard.",)),
+    "client": ("Clients and consent", ("client.", "consent.")),
+    "session": ("Sessions", ("session.", "summary.", "recording.", "transcript.", "note.")),
+    "links": ("Client links", ("link.",)),
+    "deletion": ("Deletions", ("erasure.", "receipt.")),
+    "account": ("Sign-in, settings and connections", ("coach.", "zoom.", "google.", "slack.")),
+}
+
+
+def _audit_query(coach_id: str, args):
+    """The coach's events under the filters in `args` (kind, client, from, to), newest first,
+    and the filters as understood (a bad value is ignored, not an error)."""
+    from datetime import datetime, timezone
+    query = select(AuditEvent).where(AuditEvent.coach_id == coach_id)
+    chosen = {}
+    kind = args.get("kind", "")
+    if kind in AUDIT_KINDS:
+        from sqlalchemy import or_
+        query = query.where(or_(*[AuditEvent.action.startswith(p) for p in AUDIT_KINDS[kind][1]]))
+        chosen["kind"] = kind
+    client = args.get("client", "")
+    if re.fullmatch(r"[0-9a-f]{32}", client):
+        query = query.where(AuditEvent.subject.in_([f"client:{client}"]) |
+                            AuditEvent.detail["client"].as_string().in_([client]))
+        chosen["client"] = client
+    for name, op in (("from", "__ge__"), ("to", "__lt__")):
+        raw = args.get(name, "")
+        try:
+            day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        if name == "to":
+            day += timedelta(days=1)  # through the end of that day
+        query = query.where(getattr(AuditEvent.at, op)(day))
+        chosen[name] = raw
+    return query.order_by(AuditEvent.id.desc()), chosen
+
+
 @bp.get("/audit")
 def audit_trail():
     coach_id = g.coach.id
@@ -414,21 +465,61 @@ def audit_trail():
         page = max(1, min(int(request.args.get("page", "1")), 100000))
     except ValueError:
         page = 1
+    query, chosen = _audit_query(coach_id, request.args)
     with session_scope(_rt().engine) as db:
-        total = db.exec(select(func.count()).select_from(AuditEvent)
-                        .where(AuditEvent.coach_id == coach_id)).one()
-        events = list(db.exec(select(AuditEvent).where(AuditEvent.coach_id == coach_id)
-                              .order_by(AuditEvent.id.desc())
-                              .offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE)))
+        total = db.exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
+        events = list(db.exec(query.offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE)))
+        clients = [(c.id, c.name or "(erased client)") for c in q.clients_of(db, coach_id)]
         _viewed(db, "audit")
     pages = max(1, -(-total // AUDIT_PAGE_SIZE))
-    return render_template("coach/audit.html", events=events, page=page, pages=pages, total=total)
+    return render_template("coach/audit.html", events=events, page=page, pages=pages, total=total,
+                           kinds=[(k, v[0]) for k, v in AUDIT_KINDS.items()], clients=clients,
+                           chosen=chosen)
+
+
+@bp.get("/audit.csv")
+def audit_export():
+    """The filtered trail as CSV, for the coach's own records (all pages, newest first)."""
+    import csv
+    import io
+    import json
+    coach_id = g.coach.id
+    query, chosen = _audit_query(coach_id, request.args)
+    with session_scope(_rt().engine) as db:
+        events = list(db.exec(query.limit(100_000)))
+        audit.record(db, f"coach:{coach_id}", "dashboard.audit_exported", "audit", coach_id=coach_id,
+                     ip=_ip(), rows=len(events), **chosen)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at_utc", "actor", "action", "subject", "ip", "detail"])
+    for e in events:
+        writer.writerow([e.at.isoformat(), e.actor, e.action, e.subject, e.ip or "",
+                         json.dumps(e.detail, sort_keys=True)])
+    from flask import Response
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="holdspace-audit.csv"',
+                             "Cache-Control": "no-store"})
 
 
 @bp.app_template_filter("coach_snippet")
 def coach_snippet(text: str) -> Markup:
     """A search snippet with its [matches] marked; the text itself is escaped first."""
     return Markup(str(escape(text or "")).replace("[", "<mark>").replace("]", "</mark>"))
+
+
+@bp.app_template_filter("coach_local")
+def coach_local(dt) -> str:
+    """A moment as the signed-in coach reads it: in their own time zone, the zone named."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+    if dt is None:
+        return "—"
+    zone = getattr(g.get("coach"), "time_zone", None) or "UTC"
+    try:
+        local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(ZoneInfo(zone))
+    except Exception:  # noqa: BLE001 - a zone this machine lacks: UTC, named as such
+        local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return f"{local:%-d %b %Y, %H:%M} {local.tzname()}"
 
 
 @bp.app_template_filter("coach_clock")

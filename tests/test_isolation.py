@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from sqlmodel import select
 
-from models import (ClientMemory, CoachInsight, CoachingSession, Consent, DeletionReceipt, Link,
+from models import (Client, ClientMemory, CoachInsight, CoachingSession, Consent, DeletionReceipt, Link,
                     PrivateNote, Summary, Transcript, TranscriptPassage)
 from models import queries as q
 from tests.portalhelpers import delivered_session
@@ -176,6 +176,13 @@ class Crawler:
         self.hs, self.http, self.victim, self.crawler_id = hs, http, victim, crawler_id
         self.seen: list[tuple[str, str, int]] = []
 
+    def own_clients(self) -> set[str]:
+        """The names and addresses of the crawling coach's own clients: B may add a client
+        with any address (A's client's among them), and B's pages then rightly show it."""
+        with self.hs.db() as db:
+            return {v for c in db.exec(select(Client).where(Client.coach_id == self.crawler_id))
+                    for v in (c.email, c.name) if v}
+
     def token(self) -> str:
         return CSRF.search(page(self.http, "/coach")).group(1)
 
@@ -183,6 +190,7 @@ class Crawler:
         where = f"{method} {path} [{value}] → {resp.status_code}"
         assert resp.status_code in ANSWERS, where
         allowed = {s for s in self.victim.secrets if s in value or value in s}  # the crawler's own input
+        allowed |= {s for s in self.victim.secrets if s in self.own_clients()}  # a client B added, B's own
         shown = resp.get_data(as_text=True) + resp.headers.get("Location", "")
         leaked = sorted(s for s in self.victim.secrets - allowed if s.lower() in shown.lower())
         assert not leaked, f"{where} shows {leaked}"

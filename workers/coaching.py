@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from sqlmodel import func, select
 
-from models import (Client, CoachingSession, InboxEvent, MeetingMapping, PrivateNote,
+from models import (CONSENT_SCOPES, Client, CoachingSession, InboxEvent, MeetingMapping, PrivateNote,
                     SessionState, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
 from models.search import search_passages
 from workers import consent as consents
 from workers import fence, links, notify
-from workers.sessions import PROCESSING, move, usable_assets
+from workers.sessions import PROCESSING, may, move, usable_assets
 from workers.delivery import request_consent
 
 
@@ -100,15 +100,65 @@ def ask_for_consent(rt, coach_id: str, email: str, name: str | None = None, *, a
     return f"{'Added ' + label + ' and e' if created else 'E'}mailed {email} a link to the consent page."
 
 
-def record_verbal_consent(rt, coach_id: str, email: str, *, actor: str) -> str:
+def add_client(rt, coach_id: str, email: str, name: str | None = None, *, actor: str) -> str:
+    """A new client, with no consent yet (so nothing of theirs is recorded until they give it)."""
+    email = _email(email)
+    with session_scope(rt.engine) as db:
+        if q.client_by_email(db, coach_id, email) is not None:
+            raise CoachError(f"{email} is already one of your clients.")
+        client = fence.new_client(db, rt, coach_id, email=email,
+                                  name=(name or email.split("@")[0]).strip()[:200])
+        audit.record(db, actor, "client.added", f"client:{client.id}", coach_id=coach_id)
+        label = client.name
+    return f"Added {label}. Nothing is recorded for them until they consent."
+
+
+def record_verbal_consent(rt, coach_id: str, email: str, *, actor: str, scopes: str | None = None) -> str:
+    """The coach attests that the client agreed aloud; the client is emailed the record of it
+    with the consent page, where they can change or withdraw it."""
     email = _email(email)
     with session_scope(rt.engine) as db:
         client = _client(db, coach_id, email)
         coach = q.coach_by_id(db, coach_id)
-        consents.grant(db, client, scopes=consents.parse_scopes(None), method="verbal_attested", actor=actor)
+        try:
+            granted = consents.parse_scopes(scopes) if scopes != "none" else []
+        except consents.ConsentError as exc:
+            raise CoachError(str(exc)) from None
+        if not may(frozenset(granted), "keep"):
+            raise CoachError("Nothing was recorded: recording is what a consent is about, so tick it.")
+        consents.grant(db, client, scopes=granted, method="verbal_attested", actor=actor)
         request_consent(db, rt, client, coach, verbal=True, actor=actor)
-    return (f"Recorded {client.name}'s verbal consent (all scopes). They were emailed a confirmation "
+    what = "all scopes" if len(granted) == len(CONSENT_SCOPES) else ", ".join(granted)
+    return (f"Recorded {client.name}'s verbal consent ({what}). They were emailed a confirmation "
             "where they can change or withdraw it.")
+
+
+def fetch_now(rt, coach_id: str, session_id: str, *, actor: str) -> str:
+    """Fetch a recording that was refused for want of consent, now that the client consents
+    (the platform's copy must still be there: Zoom's, unless it was moved to the trash)."""
+    from workers.inbox import enqueue
+    with session_scope(rt.engine) as db:
+        session = _session(db, coach_id, session_id)
+        if session.state != SessionState.refused_no_consent.value or not session.client_id:
+            raise CoachError("Only a recording refused for want of consent can be fetched again.")
+        client = q.client_of(db, coach_id, session.client_id)
+        if client is None or client.erasing_at is not None:
+            raise CoachError("That client's data was deleted; nothing can be fetched for them.")
+        if q.active_consent(db, coach_id, client.id) is None:
+            raise CoachError(f"{client.name} has not consented yet. Ask them first, or record "
+                             "their verbal consent.")
+        rows = list(db.exec(select(InboxEvent).where(InboxEvent.coach_id == coach_id,
+                                                     InboxEvent.session_id == session.id)))
+        if not rows:
+            raise CoachError("holdspace has no record of where that recording came from.")
+        for row in rows:
+            row.status, row.error, row.attempts, row.updated_at = "received", None, 0, utcnow()
+        move(db, session, SessionState.received)
+        audit.record(db, actor, "session.fetch_requested", f"session:{session.id}", coach_id=coach_id)
+        ids, name = [r.id for r in rows], client.name
+    for inbox_id in ids:
+        enqueue(rt, inbox_id)
+    return f"Fetching the recording of {name}'s session now."
 
 
 def consent_status(rt, coach_id: str, email: str) -> str:
@@ -276,9 +326,12 @@ def retry(rt, coach_id: str, session_id: str, *, actor: str) -> str:
 
 @dataclass(frozen=True)
 class Attention:
-    """A session the coach should look at: failed, or stalled with no job of its own alive."""
+    """A session the coach should look at, what is wrong or waiting, and the next step:
+    `retry`, `assign` (to a client), `fetch` (once consent exists), `review`, or `wait`."""
     session: CoachingSession
     reason: str
+    action: str = "retry"
+    progress: float | None = None
 
 
 def is_stalled(rt, session: CoachingSession, now=None) -> bool:
@@ -296,20 +349,46 @@ def is_stalled(rt, session: CoachingSession, now=None) -> bool:
         return False
 
 
+# Sessions that wait on the coach, each with what to say and what the coach can do.
+_WAITING = {
+    SessionState.ready_for_review.value: ("the summary is ready for your review; nothing was sent yet", "review"),
+    SessionState.unmatched.value: ("holdspace could not tell whose session this was; choose the client", "assign"),
+    SessionState.refused_no_consent.value: ("not kept: the client had no consent on record", "fetch"),
+}
+
+
 def needs_attention(rt, coach_id: str, limit: int = 50, now=None) -> list[Attention]:
-    """Failed sessions, newest first, then stalled ones, each with what is wrong."""
+    """What needs the coach, most pressing first: failed sessions, those waiting on the coach
+    (review, assign, consent), then stalled ones."""
     with session_scope(rt.engine) as db:
-        failed = list(db.exec(select(CoachingSession).where(
-            CoachingSession.coach_id == coach_id, CoachingSession.state == SessionState.failed.value)
-            .order_by(CoachingSession.updated_at.desc()).limit(limit)))
-        working = list(db.exec(select(CoachingSession).where(
-            CoachingSession.coach_id == coach_id, CoachingSession.state.in_(PROCESSING))
-            .order_by(CoachingSession.updated_at).limit(limit)))
+        failed = _sessions_in(db, coach_id, [SessionState.failed.value], limit)
+        waiting = _sessions_in(db, coach_id, sorted(_WAITING), limit)
+        working = _sessions_in(db, coach_id, list(PROCESSING), limit, oldest_first=True)
     out = [Attention(s, s.error or "failed") for s in failed]
+    for s in waiting:
+        if s.state == SessionState.refused_no_consent.value and not s.client_id:
+            continue  # the client withdrew and was erased: there is nothing left to do
+        reason, action = _WAITING[s.state]
+        out.append(Attention(s, reason, action))
     out += [Attention(s, f"stalled while {s.state.replace('_', ' ')} since {s.updated_at:%d %b %H:%M} UTC; "
                          "holdspace will try again, or retry it now")
             for s in working if is_stalled(rt, s, now)]
     return out[:limit]
+
+
+def under_way(rt, coach_id: str, limit: int = 20, now=None) -> list[Attention]:
+    """Sessions being worked on now."""
+    with session_scope(rt.engine) as db:
+        working = _sessions_in(db, coach_id, list(PROCESSING) + ["received", "fetching"], limit,
+                               oldest_first=True)
+    return [Attention(s, s.state.replace("_", " "), "wait") for s in working if not is_stalled(rt, s, now)]
+
+
+def _sessions_in(db, coach_id: str, states: list[str], limit: int, oldest_first: bool = False):
+    order = CoachingSession.updated_at if oldest_first else CoachingSession.updated_at.desc()
+    return list(db.exec(select(CoachingSession).where(
+        CoachingSession.coach_id == coach_id, CoachingSession.state.in_(states),
+        CoachingSession.erasing_at.is_(None)).order_by(order).limit(limit)))
 
 
 def status(rt, coach_id: str) -> dict:
