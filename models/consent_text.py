@@ -1,6 +1,7 @@
 """The consent text clients agree to, versioned; its SHA-256 is stored with every consent."""
 
 import hashlib
+import re
 
 VERSION = "2026-11-v1"
 
@@ -22,3 +23,23 @@ key, and sends you a receipt of what was deleted.
 """
 
 SHA256 = hashlib.sha256(TEXT.encode()).hexdigest()
+
+# A line that starts a part of the text: "What is recorded: ..."
+_PART = re.compile(r"^([A-Z][A-Za-z' ]{2,40}): (.*)$")
+
+
+def paragraphs(text: str = TEXT) -> list[tuple[str | None, str]]:
+    """The text as it reads, for a page: (heading or None, the paragraph's words), its lines
+    joined again. The stored text (and so its hash) stays exactly as it was agreed to."""
+    parts: list[list] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            parts.append([None, ""])
+            continue
+        part = _PART.match(line)
+        if part or not parts:
+            parts.append([part.group(1), part.group(2)] if part else [None, line])
+        else:
+            parts[-1][1] = f"{parts[-1][1]} {line}".strip()
+    return [(heading, words) for heading, words in parts if words]

@@ -12,7 +12,6 @@ from models import CONSENT_SCOPES
 from models import queries as q
 from models.db import session_scope
 from portal.coach import bp
-from portal.consent import SCOPE_LABELS
 from workers import coaching, links
 from workers.coaching import CoachError
 
@@ -135,6 +134,3 @@ def _back(session_id: str):
         return redirect(url_for("coach.dashboard"), 303)
     return redirect(url_for("coach.session_view", session_id=session_id), 303)
 
-
-def scope_choices() -> list[tuple[str, str]]:
-    return [(s, SCOPE_LABELS[s]) for s in CONSENT_SCOPES]

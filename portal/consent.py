@@ -15,11 +15,16 @@ from workers.sessions import may
 
 bp = Blueprint("consent_pages", __name__, template_folder="templates")
 
-SCOPE_LABELS = {
-    "record": "Record my sessions (audio and video) and keep the recording",
-    "transcribe": "Make a transcript of each session",
-    "summarise": "Make a written summary of each session and keep track of what I committed to",
-    "share_with_client": "Let me download my recordings and transcripts",
+# Each scope in plain words: what it is called on the page, and what agreeing to it allows.
+SCOPES_IN_WORDS = {
+    "record": ("Recording", "Your sessions' audio and video are kept, encrypted, so you and your "
+                            "coach can replay them. Everything else needs this."),
+    "transcribe": ("A transcript", "A written record of what was said, made from the recording, "
+                                   "that you can read and search."),
+    "summarise": ("A summary", "A short summary of each session and of what you agreed to do, "
+                               "carried from one session to the next."),
+    "share_with_client": ("Downloads", "You can download your recordings and transcripts to keep "
+                                       "your own copy. Without this you can still watch and read them here."),
 }
 
 
@@ -38,10 +43,11 @@ def _page(db, link, token, notice=None):
     coach = q.coach_by_id(db, link.coach_id)
     active = q.active_consent(db, coach.id, client.id)
     return render_template(
-        "consent.html", token=token, client=client, coach=coach, text=consent_text.TEXT,
-        version=consent_text.VERSION, sha256=consent_text.SHA256,
-        scopes=[(s, SCOPE_LABELS[s]) for s in CONSENT_SCOPES],
+        "consent.html", token=token, client=client, coach=coach,
+        paragraphs=consent_text.paragraphs(), version=consent_text.VERSION, sha256=consent_text.SHA256,
+        scopes=[(s, *SCOPES_IN_WORDS[s]) for s in CONSENT_SCOPES],
         current=sorted(active.scope_set, key=CONSENT_SCOPES.index) if active else [],
+        current_words=[SCOPES_IN_WORDS[s][0] for s in CONSENT_SCOPES if active and s in active.scope_set],
         current_method=active.method if active else None,
         storage=_storage_phrase(_rt().settings.storage_url), notice=notice)
 
@@ -91,13 +97,11 @@ def withdraw(token):
                           body=f"{client.name} <{client.email}> withdrew consent. holdspace is "
                                "deleting their recordings, transcripts and summaries; you will "
                                "get the deletion receipt. Your private notes stay with you.")
-        receipt_id = receipt.id
+        receipt_id, coach_name, coach_email = receipt.id, coach.name, coach.email
         audit.record(db, "client", "consent.withdraw_requested", f"client:{client.id}",
                      coach_id=coach.id, ip=request.remote_addr)
     try:
         enqueue_erasure(_rt(), receipt_id)
     except Exception:  # noqa: BLE001 - Redis down: the sweeper finishes the deletion
         current_app.logger.warning("erasure %s recorded but not queued", receipt_id)
-    return render_template("message.html", title="Your consent is withdrawn",
-                           message="Nothing more will be recorded. Your data is being deleted now; "
-                                   "a receipt listing what was deleted is on its way to your email.")
+    return render_template("withdrawn.html", coach_name=coach_name, coach_email=coach_email)

@@ -56,3 +56,35 @@ def test_every_client_page_links_to_the_clients_consent_page(hs, zoom_stub, smtp
     assert again == [consent]
     journey = re.search(r'id="journey" href="([^"]+)"', session_page).group(1)
     assert re.findall(r'id="consent-link" href="([^"]+)"', hs.http.get(journey).get_data(as_text=True)) == [consent]
+
+
+def test_the_consent_page_reads_as_paragraphs_in_plain_words(hs, smtp_sink):
+    from models import consent_text
+    from tests.portalhelpers import links_in, path_of
+    from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client
+    coach_and_client(hs, consent=None)
+    hs.run("consent", "request", "--client-email", CLIENT_EMAIL)
+    hs.drain()
+    (url,) = links_in(smtp_sink.to(CLIENT_EMAIL)[0])
+    import html as markup
+    html = markup.unescape(hs.http.get(path_of(url)).get_data(as_text=True))
+    assert "<pre" not in html and "share_with_client</" not in html
+    # Every sentence of the agreed text is on the page whole, not broken where it was wrapped.
+    flowing = " ".join(consent_text.TEXT.split())
+    for heading, words in consent_text.paragraphs():
+        assert words in html and words in flowing
+        assert "\n" not in words
+    assert [h for h, _ in consent_text.paragraphs() if h] == [
+        "What is recorded", "Where it is stored", "Who can see it", "How long it is kept", "Your right to withdraw"]
+    assert "Downloads" in html and "keep your own copy" in html
+    # Not yet consented: agreeing comes first, no withdrawal of what was never given, no box pre-ticked.
+    assert 'id="grant"' in html and 'id="withdraw"' not in html and " checked" not in html
+    assert html.index('id="consent-form"') < html.index('id="not-now"')
+    assert COACH_EMAIL in html
+
+    hs.http.post(path_of(url), data={"scope": ["record", "transcribe"]})
+    html = hs.http.get(path_of(url)).get_data(as_text=True)
+    assert "You currently agree to: <strong>Recording, A transcript</strong>" in html
+    assert html.index('id="consent-form"') < html.index('id="withdraw-form"')
+    done = hs.http.post(path_of(url) + "/withdraw", data={"confirm": "yes"})
+    assert done.status_code == 200 and COACH_EMAIL in done.get_data(as_text=True)

@@ -30,7 +30,7 @@ def test_consent_granted_then_withdrawn_kills_every_link(hs, zoom_stub, smtp_sin
         page.click("#grant")
     assert nav.value.status == 200
     assert page.inner_text("#notice") == "Thank you. Your choice is saved."
-    assert page.inner_text("#current strong") == ", ".join(SCOPES)
+    assert page.inner_text("#current strong") == "Recording, A transcript, A summary, Downloads"
     user_agent = page.evaluate("navigator.userAgent")
     with hs.db() as db:
         (consent,) = db.exec(select(Consent)).all()
