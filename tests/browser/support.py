@@ -162,9 +162,9 @@ class Tab:
 # --- a recording, taken to `delivered` -----------------------------------------------------------
 
 def add_demo_recording(stub, *, topic: str = "Weekly coaching", vtt: bytes | None = None,
-                       start_time: str = "2026-11-02T10:00:00Z") -> dict:
+                       start_time: str = "2026-11-02T10:00:00Z", invitees=(CLIENT_EMAIL,)) -> dict:
     """Zoom holds demo/session.m4a and its transcript as one meeting's cloud recording; returns
-    the `recording.completed` event Zoom would send for it."""
+    the `recording.completed` event Zoom would send for it (no invitees: no one to match)."""
     audio = DEMO_AUDIO.read_bytes()
     vtt = DEMO_VTT.read_bytes() if vtt is None else vtt
     meeting_uuid = uuidlib.uuid4().hex[:22] + "=="
@@ -178,15 +178,14 @@ def add_demo_recording(stub, *, topic: str = "Weekly coaching", vtt: bytes | Non
                       "file_size": len(data), "download_url": stub.download_url_for(file_id),
                       "status": "completed", "recording_type": rtype})
     stub.add_meeting(10**10 + uuidlib.uuid4().int % 10**9, meeting_uuid, COACH_ZOOM_ID, topic=topic,
-                     start_time=start_time, duration=1, invitees=[CLIENT_EMAIL], files=files)
+                     start_time=start_time, duration=1, invitees=list(invitees), files=files)
     return {"event": "recording.completed", "event_ts": int(time.time() * 1000),
             "download_token": stub.issue_download_token(),
             "payload": {"account_id": stub.account_id, "object": stub.recordings_object(meeting_uuid)}}
 
 
-def deliver_recording(hs, zoom_stub, smtp_sink, **recording) -> str:
-    """Zoom announces a recording (signed webhook); the pipeline runs until the session is
-    delivered; returns the session link from the email the client got, as emailed."""
+def post_recording(hs, zoom_stub, until: str, **recording) -> CoachingSession:
+    """Zoom announces a recording; the pipeline runs until the session is in state `until`."""
     payload = add_demo_recording(zoom_stub, **recording)
     assert post_zoom(hs.http, json.dumps(payload).encode()).status_code == 200
     meeting_uuid = payload["payload"]["object"]["uuid"]
@@ -195,9 +194,16 @@ def deliver_recording(hs, zoom_stub, smtp_sink, **recording) -> str:
         with hs.db() as db:
             session = db.exec(select(CoachingSession)
                               .where(CoachingSession.platform_uuid == meeting_uuid)).one()
-        if session.state == "delivered":
+        if session.state == until:
             break
-    assert session.state == "delivered", (session.state, session.error)
+    assert session.state == until, (session.state, session.error)
+    return session
+
+
+def deliver_recording(hs, zoom_stub, smtp_sink, **recording) -> str:
+    """Zoom announces a recording (signed webhook); the pipeline runs until the session is
+    delivered; returns the session link from the email the client got, as emailed."""
+    post_recording(hs, zoom_stub, "delivered", **recording)
     return emailed_link(smtp_sink, "/s/")
 
 
