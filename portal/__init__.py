@@ -1,11 +1,12 @@
-"""Client pages opened by signed links (session, journey, consent), and later the coach
-dashboard. Pages only read and enqueue; the work happens in workers/."""
+"""Client pages opened by signed links (session, journey, consent) and the coach dashboard.
+Pages only read, enqueue or call workers/; the work happens there."""
 
 from flask import Flask
 
 
 def register(app: Flask) -> None:
     from portal.client import bp as client_pages
+    import portal.commitments  # noqa: F401  (the client marks a commitment done)
     from portal.consent import bp as consent_pages
     app.register_blueprint(client_pages)
     app.register_blueprint(consent_pages)

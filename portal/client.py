@@ -337,8 +337,11 @@ def journey(token):
                                                     ClientMemory.client_id == client.id)).first()
         from workers.journey import journey_view
         view = journey_view(sessions, summaries, memory.data if memory else {})
-        return render_template("journey.html", client=client, coach=coach, view=view,
-                               consent_url=consent_url(db, link))
+        secret, ttl = _rt().settings.secret_key, _rt().settings.link_ttl_seconds
+        for row in view["sessions"]:
+            row["token"] = links.session_token(db, secret, coach.id, client.id, row["id"], ttl_seconds=ttl)
+        return render_template("journey.html", client=client, coach=coach, view=view, token=token,
+                               marked=request.args.get("marked") == "1", consent_url=consent_url(db, link))
 
 
 @bp.post("/links/fresh")

@@ -3,6 +3,8 @@ over time (open / done / dropped), themes across sessions, and a small bar chart
 
 from __future__ import annotations
 
+from workers.commitments import key_of
+
 
 def journey_view(sessions, summaries: dict[str, dict], memory: dict) -> dict:
     ordered = sorted(sessions, key=lambda s: s.started_at or s.created_at)
@@ -14,7 +16,7 @@ def journey_view(sessions, summaries: dict[str, dict], memory: dict) -> dict:
     for c in memory.get("commitments") or []:
         made = (c.get("made_in") or {}).get("session_id")
         closed = (c.get("closed_by") or {}).get("session_id")
-        commitments.append({"text": c.get("what", ""), "status": c.get("status", "open"),
+        commitments.append({"key": key_of(c), "text": c.get("what", ""), "status": c.get("status", "open"),
                             "since": dates.get(made, "an earlier session"),
                             "closed": dates.get(closed) if closed else None, "made_in": made,
                             "closed_in": closed})

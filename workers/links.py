@@ -113,18 +113,33 @@ def current_journey_link(db: Session, coach_id: str, client_id: str) -> Link | N
                    .order_by(Link.expires_at.desc())).first()
 
 
+def session_token(db: Session, secret_key: str, coach_id: str, client_id: str, session_id: str, *,
+                  ttl_seconds: int) -> str:
+    """A token for one of the client's session pages, for the journey's list of sessions:
+    their live link to it if one has more than a day left, else a new one."""
+    return token_for(secret_key, _live_or_new(db, secret_key, coach_id, client_id, "session",
+                                              ttl_seconds, session_id=session_id))
+
+
+def _live_or_new(db: Session, secret_key: str, coach_id: str, client_id: str, purpose: str,
+                 ttl_seconds: int, session_id: str | None = None) -> Link:
+    query = select(Link).where(Link.coach_id == coach_id, Link.client_id == client_id,
+                               Link.purpose == purpose, Link.revoked_at.is_(None),
+                               Link.expires_at > utcnow() + timedelta(days=1))
+    if session_id is not None:
+        query = query.where(Link.session_id == session_id)
+    live = db.exec(query.order_by(Link.expires_at.desc())).first()
+    if live is not None:
+        return live
+    return issue(db, secret_key, coach_id=coach_id, client_id=client_id, purpose=purpose,
+                 session_id=session_id, ttl_seconds=ttl_seconds, actor="client")[0]
+
+
 def consent_token(db: Session, secret_key: str, coach_id: str, client_id: str, *,
                   ttl_seconds: int) -> str:
     """A token for the client's consent page, for the links every client page and email
     carries: their live consent link if one has more than a day left, else a new one."""
-    live = db.exec(select(Link).where(Link.coach_id == coach_id, Link.client_id == client_id,
-                                      Link.purpose == "consent", Link.revoked_at.is_(None),
-                                      Link.expires_at > utcnow() + timedelta(days=1))
-                   .order_by(Link.expires_at.desc())).first()
-    if live is not None:
-        return token_for(secret_key, live)
-    return issue(db, secret_key, coach_id=coach_id, client_id=client_id, purpose="consent",
-                 ttl_seconds=ttl_seconds)[1]
+    return token_for(secret_key, _live_or_new(db, secret_key, coach_id, client_id, "consent", ttl_seconds))
 
 
 def purge_expired(db: Session, older_than: timedelta, now=None) -> int:
