@@ -134,6 +134,7 @@ def session_page(token):
             "session.html", token=token, session=session, client=client, coach=coach, media=media,
             segments=(transcript.segments if transcript else []), summary=summary,
             may_download=_may_download(consent), journey_token=journey_token, energy=energy,
+            show_mood=coach.show_mood_to_client, language=transcript.language if transcript else None,
             consent_url=consent_url(db, link))
 
 
@@ -282,6 +283,24 @@ def media(token):
         abort(403, "The recording plays on your session page. Downloading it is not part of "
                    "what you agreed to share; you can change that on your consent page.")
     return stream_media(asset, window=None if whole_allowed else _rt().settings.media_window_bytes)
+
+
+@bp.get("/s/<token>/captions.vtt")
+def captions(token):
+    """The transcript as captions for the video player: part of watching, so no download
+    scope is needed and nothing is offered as a file."""
+    with session_scope(_rt().engine) as db:
+        link = open_link(db, token, "session", page=False)
+        session, _, coach, _, _ = _session_view(db, link)
+        transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach.id,
+                                                      Transcript.session_id == session.id)).first()
+        if transcript is None:
+            abort(404)
+        segments = transcript.segments
+    from workers.transcripts import segments_as_vtt
+    return Response(segments_as_vtt(segments), mimetype="text/vtt",
+                    headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                             "X-Content-Type-Options": "nosniff"})
 
 
 @bp.get("/s/<token>/download/recording")

@@ -1,7 +1,15 @@
-// Transcript timestamps seek the player; the search box filters and highlights segments.
+// Transcript timestamps seek the player, which has ±15 s and speed buttons and marks (and
+// follows) the passage playing; the search box filters and highlights segments.
 (function () {
   "use strict";
   var player = document.getElementById("player");
+  // Times are sent in UTC and shown in the reader's own zone, as their browser knows it.
+  Array.prototype.forEach.call(document.querySelectorAll("time.local[datetime]"), function (el) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (isNaN(when.getTime())) { return; }
+    el.textContent = when.toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long",
+      year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  });
   document.addEventListener("click", function (ev) {
     var button = ev.target.closest ? ev.target.closest("button.ts") : null;
     if (!button || !player) { return; }
@@ -9,6 +17,64 @@
     var playing = player.play();
     if (playing && playing.catch) { playing.catch(function () {}); }
   });
+
+  // The player's own buttons: 15 seconds back or ahead, and the speed.
+  function skip(id, by) {
+    var button = document.getElementById(id);
+    if (!button || !player) { return; }
+    button.addEventListener("click", function () {
+      var end = isFinite(player.duration) ? player.duration : Infinity;
+      player.currentTime = Math.max(0, Math.min(end, player.currentTime + by));
+    });
+  }
+  skip("back-15", -15);
+  skip("ahead-15", 15);
+  var speed = document.getElementById("speed");
+  if (speed && player) {
+    speed.addEventListener("change", function () { player.playbackRate = parseFloat(speed.value) || 1; });
+  }
+
+  // The passage being played is marked and kept in view, unless the reader scrolled away
+  // in the last few seconds: following must not fight someone reading elsewhere.
+  var passages = Array.prototype.slice.call(document.querySelectorAll("#segments .seg"));
+  var starts = passages.map(function (li) {
+    var ts = li.querySelector("button.ts");
+    return ts ? parseFloat(ts.getAttribute("data-t")) || 0 : 0;
+  });
+  var current = null;
+  var scrolledByHand = 0;
+  var scrollingOurselves = false;
+  window.addEventListener("scroll", function () {
+    if (!scrollingOurselves) { scrolledByHand = Date.now(); }
+  }, { passive: true });
+  function inView(el) {
+    var box = el.getBoundingClientRect();
+    var dock = document.getElementById("player-dock");
+    var bottom = window.innerHeight;
+    if (dock && getComputedStyle(dock).position === "fixed") { bottom = dock.getBoundingClientRect().top; }
+    return box.top >= 0 && box.bottom <= bottom;
+  }
+  function follow() {
+    if (!player || !passages.length) { return; }
+    var t = player.currentTime, at = -1;
+    for (var i = 0; i < starts.length; i++) { if (starts[i] <= t + 0.05) { at = i; } else { break; } }
+    var next = at >= 0 ? passages[at] : null;
+    if (next === current) { return; }
+    if (current) { current.classList.remove("playing"); current.removeAttribute("aria-current"); }
+    current = next;
+    if (!current) { return; }
+    current.classList.add("playing");
+    current.setAttribute("aria-current", "true");
+    if (Date.now() - scrolledByHand > 4000 && !inView(current)) {
+      scrollingOurselves = true;
+      current.scrollIntoView({ block: "center" });
+      window.setTimeout(function () { scrollingOurselves = false; }, 100);
+    }
+  }
+  if (player) {
+    player.addEventListener("timeupdate", follow);
+    player.addEventListener("seeked", follow);
+  }
 
   var search = document.getElementById("search");
   if (!search) { return; }
