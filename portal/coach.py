@@ -333,7 +333,9 @@ def session_view(session_id):
         "coach/session.html", s=found, client=client, stalled=coaching.is_stalled(rt, found), summary=summary, insight=insight,
         segments=transcript.segments if transcript else [], transcript=transcript, media=media,
         may_download=bool(consent) and may(consent.scope_set, "download"), consent=consent,
-        live_links=live_links, notes=notes, at=at)
+        live_links=live_links, notes=notes, at=at,
+        assignable=[c for c in coaching.clients(rt, coach_id) if c.consent != "withdrawn" and c.email]
+        if found.state == "unmatched" else [])
 
 
 @bp.post("/sessions/<session_id>/notes")

@@ -118,6 +118,9 @@ def test_an_unmatched_recording_is_assigned_from_the_dashboard(hs, zoom_stub, sm
     dashboard = page(http, "/coach")
     assert f'id="attention-{s.id}"' in dashboard and "choose the client" in dashboard
     assert f'id="assign-client-{s.id}"' in dashboard
+    assert 'id="assign-client"' in page(http, f"/coach/sessions/{s.id}")
+    (note,) = [m for m in smtp_sink.to(COACH_EMAIL) if "needs a client" in m["Subject"]]
+    assert f"/coach/sessions/{s.id}" in body_of(note)
     resp = post(http, f"/coach/sessions/{s.id}/assign", {"client_id": client_id, "back": "dashboard"})
     assert resp.status_code == 303
     assert "holdspace is fetching the recording now" in " ".join(flashes(page(http, "/coach")))
@@ -139,6 +142,9 @@ def test_a_refused_recording_is_fetched_once_consent_exists(hs, zoom_stub, smtp_
     hs.drain()
     assert session_row(hs, id=s.id).state == "refused_no_consent"
 
+    assert f'id="fetch"' in page(http, f"/coach/sessions/{s.id}")  # where the coach's note points
+    (note,) = [m for m in smtp_sink.to(COACH_EMAIL) if "Recording not kept" in m["Subject"]]
+    assert f"/coach/sessions/{s.id}" in body_of(note)
     post(http, f"/coach/clients/{client_id}/verbal-consent", {"scope": ["record"], "attest": "yes"}, token)
     post(http, f"/coach/sessions/{s.id}/fetch", {"back": "dashboard"}, token)
     hs.drain()

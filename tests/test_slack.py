@@ -283,3 +283,18 @@ def test_a_revoked_session_leaves_the_journey_and_gets_no_fresh_link_until_resha
     assert listed in hs.http.get(journey).get_data(as_text=True)
     with hs.db() as db:
         assert db.exec(select(Link).where(Link.revoked_at.is_(None), Link.purpose == "session")).all()
+
+
+def test_a_coach_who_chose_email_is_told_by_email(hs, slack, smtp_sink):
+    from models import Coach, OutboundMessage
+    from workers import notify
+    coach_id, _ = with_slack_coach(hs)
+    for choice, channel in (("slack", "slack"), ("email", "email")):
+        with hs.db() as db:
+            coach = db.get(Coach, coach_id)
+            coach.notify_by = choice
+            db.commit()
+            message = notify.tell_coach(db, hs.rt, coach, key=f"channel-test:{choice}", subject="A note",
+                                        body="Something to know.")
+            db.commit()
+            assert db.get(OutboundMessage, message.id).channel == channel, choice

@@ -93,7 +93,7 @@ def _await_review(db: Session, rt, coach, client, session: CoachingSession) -> s
         subject=f"Ready for your review: {client.name}, {when_of(session)}",
         body=(f"The summary of \"{session.topic}\" with {client.name} is ready. Nothing has been "
               f"sent to {client.name} yet: read it, edit it if you like, and send it from "
-              f"{rt.settings.public_base_url}/coach/sessions/{session.id}"))
+              f"{notify.session_page(rt, session.id)}"))
     return "ready for review"
 
 

@@ -168,7 +168,8 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
                     db, rt, coach, key=f"unmatched:{session.id}",
                     subject="A recording needs a client",
                     body=(f"The recording of \"{session.topic}\" ({notify.when(session)}) matched none of "
-                          f"your clients, so nothing was downloaded. Assign it with "
+                          f"your clients, so nothing was downloaded. Choose its client on "
+                          f"{notify.session_page(rt, session.id)} or with "
                           f"/holdspace assign {session.id} <client email>."))
             return None
         session.client_id = matched
@@ -220,7 +221,9 @@ def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
                 subject=f"Recording not kept: no consent from {client.name}", client_id=client.id,
                 body=(f"{client.name} ({client.email}) has no active consent to be recorded, so "
                       f"holdspace stored nothing from \"{session.topic}\" ({notify.when(session)})."
-                      + (f" The {platform} copy was moved to {platform}'s trash." if trash else "")))
+                      + (f" The {platform} copy was moved to {platform}'s trash." if trash else
+                         " Once they consent you can fetch it from "
+                         f"{notify.session_page(rt, session.id)}")))
         uuid, coach_id = session.platform_uuid, coach.id
     if trash:
         discard(uuid)

@@ -57,14 +57,20 @@ def queue_message(db: Session, rt, *, key: str, channel: str, recipient: str, su
 
 def tell_coach(db: Session, rt, coach: Coach, *, key: str, subject: str, body: str,
                client_id: str | None = None, forget_after_send: bool = False) -> OutboundMessage | None:
-    """Queue a note to the coach: their Slack DM when a bot can reach them, else email.
+    """Queue a note to the coach: their Slack DM when a bot can reach them (and they have not
+    chosen email in their settings), else email.
     A note that names a client passes `client_id`, so it is sealed and deleted with them."""
     about = {"coach_id": coach.id, "client_id": client_id, "forget_after_send": forget_after_send}
-    if slack_installs.reachable(db, rt, coach):
+    if coach.notify_by != "email" and slack_installs.reachable(db, rt, coach):
         return queue_message(db, rt, key=key, channel="slack", recipient=coach.slack_user_id,
                              subject=subject, body=f"*{subject}*\n{body}", **about)
     return queue_message(db, rt, key=key, channel="email", recipient=coach.email,
                          subject=f"holdspace: {subject}", body=body, **about)
+
+
+def session_page(rt, session_id: str) -> str:
+    """The dashboard page of a session, for a note that asks the coach to do something there."""
+    return f"{rt.settings.public_base_url}/coach/sessions/{session_id}"
 
 
 def dispatch(rt, message_ids: list[str]) -> None:
