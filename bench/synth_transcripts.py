@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert, text
+from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import Engine
 
 from models import sealing, search
-from models.tables import Client, Coach, CoachingSession, passage_row
+from models.tables import Client, CoachingSession, passage_row
 
 PASSAGE_SECONDS = (27.0, 33.0)      # ~120 passages to the hour, as workers.transcripts.passages
 SESSION_SECONDS = 3600.0
@@ -306,7 +306,9 @@ def generate(engine: Engine, transcripts: int = 40, coaches: int = 4, seed: int 
             raw.execute("PRAGMA synchronous=OFF")
             raw.execute("PRAGMA cache_size=-262144")
         try:
-            conn.execute(insert(Coach.__table__), coach_rows)
+            # Only the columns given: the corpus is also loaded at older schema revisions,
+            # which lack the coach settings added since (their defaults are the model's).
+            conn.execute(insert(table("coach", *(column(k) for k in coach_rows[0]))), coach_rows)
             conn.execute(insert(Client.__table__), client_rows)
             conn.execute(insert(CoachingSession.__table__), session_rows)
             if postgres:

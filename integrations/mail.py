@@ -13,9 +13,10 @@ import mailbox
 import smtplib
 import ssl
 from email import message_from_bytes
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -38,15 +39,26 @@ class Mailer:
         # seal(data, about) -> (owner, token); unseal(owner, token) -> bytes or None
         self._seal, self._unseal = seal, unseal
 
+    def from_header(self, on_behalf_of: str | None) -> str:
+        """The sender as a reader sees it: "Name via holdspace" at our address when the mail is
+        sent for someone; the display name is encoded (RFC 2047) however it is spelled."""
+        name, address = parseaddr(self.sender)
+        if on_behalf_of:
+            name = f"{' '.join(on_behalf_of.split())} via holdspace"
+        return str(Address(display_name=name or "holdspace", addr_spec=address or self.sender))
+
     def build(self, to: str, subject: str, text: str, html: str | None = None,
               headers: dict[str, str] | None = None,
-              attachments: list[tuple[str, bytes, str]] = ()) -> EmailMessage:
+              attachments: list[tuple[str, bytes, str]] = (), on_behalf_of: str | None = None,
+              reply_to: str | None = None) -> EmailMessage:
         msg = EmailMessage()
-        msg["From"] = self.sender
+        msg["From"] = self.from_header(on_behalf_of)
+        if reply_to:
+            msg["Reply-To"] = reply_to
         msg["To"] = to
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[-1] or "localhost")
+        msg["Message-ID"] = make_msgid(domain=parseaddr(self.sender)[1].rsplit("@", 1)[-1] or "localhost")
         for name, value in (headers or {}).items():
             msg[name] = value
         msg.set_content(text)
@@ -59,10 +71,12 @@ class Mailer:
 
     def send(self, to: str, subject: str, text: str, html: str | None = None,
              headers: dict[str, str] | None = None,
-             attachments: list[tuple[str, bytes, str]] = (), about: str | None = None) -> str:
+             attachments: list[tuple[str, bytes, str]] = (), about: str | None = None,
+             on_behalf_of: str | None = None, reply_to: str | None = None) -> str:
         """Send one message (files attached as (name, bytes, content type)); its Message-ID.
-        `about`: the id of the client the mail is about, if any."""
-        msg = self.build(to, subject, text, html, headers, attachments)
+        `about`: the id of the client the mail is about, if any; `on_behalf_of`: the name
+        the mail is sent for, and `reply_to` where answers go (a coach writing to a client)."""
+        msg = self.build(to, subject, text, html, headers, attachments, on_behalf_of, reply_to)
         if not self.smtp_url:
             self._keep(msg, about)
             return msg["Message-ID"]

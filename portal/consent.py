@@ -42,12 +42,13 @@ def _page(db, link, token, notice=None):
     client = q.client_of(db, link.coach_id, link.client_id)
     coach = q.coach_by_id(db, link.coach_id)
     active = q.active_consent(db, coach.id, client.id)
+    current = sorted(active.scope_set, key=CONSENT_SCOPES.index) if active else []
     return render_template(
         "consent.html", token=token, client=client, coach=coach,
         paragraphs=consent_text.paragraphs(), version=consent_text.VERSION, sha256=consent_text.SHA256,
         scopes=[(s, *SCOPES_IN_WORDS[s]) for s in CONSENT_SCOPES],
-        current=sorted(active.scope_set, key=CONSENT_SCOPES.index) if active else [],
-        current_words=[SCOPES_IN_WORDS[s][0] for s in CONSENT_SCOPES if active and s in active.scope_set],
+        current=current, current_words=[SCOPES_IN_WORDS[s][0] for s in current],
+
         current_method=active.method if active else None,
         storage=_storage_phrase(_rt().settings.storage_url), notice=notice)
 

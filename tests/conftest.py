@@ -210,11 +210,15 @@ class Holdspace:
         import time as _time
         from rq import SimpleWorker
         from rq.registry import ScheduledJobRegistry
+        from rq.exceptions import InvalidJobOperation
         from rq.job import Job
         for queue in self.rt.queues:
             registry = ScheduledJobRegistry(queue=queue)
             for job_id in registry.get_jobs_to_schedule(_time.time() + advance):
-                registry.requeue(job_id)
+                try:
+                    registry.requeue(job_id)
+                except InvalidJobOperation:
+                    pass  # moved on meanwhile: it is queued already
         for _ in range(50):
             SimpleWorker(self.rt.queues, connection=self.rt.redis).work(burst=True, logging_level="WARNING")
             short = []
@@ -227,7 +231,10 @@ class Holdspace:
                 return
             for registry, job_id, at in short:
                 _time.sleep(max(0.0, at - _time.time()))
-                registry.requeue(job_id)
+                try:
+                    registry.requeue(job_id)
+                except InvalidJobOperation:
+                    pass  # the scheduler of a worker moved it on meanwhile: it is queued already
 
     def db(self):
         from sqlmodel import Session

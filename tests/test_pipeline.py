@@ -50,7 +50,15 @@ def test_full_consent_goes_all_the_way_with_the_tiers_apart(hs, zoom_stub, smtp_
     energy = summary.client_tier["energy"]  # the valence of the client's own words over time
     assert len(energy) > 10 and all(-1 <= v <= 1 for _, v in energy)
     assert [t for t, _ in energy] == sorted(t for t, _ in energy)
-    assert 'id="energy-chart"' in hs.http.get(path).get_data(as_text=True)
+    # Shown to the client only when the coach turned it on (an automatic mood reading a client
+    # did not ask for can feel like being watched), and then with what its axis means.
+    assert 'id="energy-chart"' not in hs.http.get(path).get_data(as_text=True)
+    from models import Coach
+    with hs.db() as db:
+        db.exec(select(Coach)).one().show_mood_to_client = True
+        db.commit()
+    shown = hs.http.get(path).get_data(as_text=True)
+    assert 'id="energy-chart"' in shown and "middle line is neutral" in shown
     vtt = [a for a in only(hs, Asset) if a.kind == "transcript_vtt"][0]
     assert b"".join(hs.rt.vault.open(vtt.object_key)).startswith(b"WEBVTT")
 

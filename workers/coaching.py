@@ -239,7 +239,7 @@ def notes(rt, coach_id: str, session_id: str | None = None, client_id: str | Non
 def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
     """A fresh link to the client for one session (earlier ones keep working until they expire)."""
     s = rt.settings
-    from workers.delivery import render, when_of
+    from workers.delivery import consent_placeholder, render, when_of
     with session_scope(rt.engine) as db:
         session = _session(db, coach_id, session_id)
         if session.state != SessionState.delivered.value:
@@ -251,12 +251,14 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
         link, _token = links.issue(db, s.secret_key, coach_id=coach_id, client_id=client.id, purpose="session",
                                   session_id=session.id, ttl_seconds=s.link_ttl_seconds, actor=actor)
         session.withheld_at = None  # shared again
+        context = dict(client_name=client.name, coach_name=coach.name, link=links.url_of(link, "s"),
+                       ttl_days=max(1, s.link_ttl_seconds // 86400),
+                       consent_link=consent_placeholder(db, rt, coach_id, client.id))
         notify.queue_message(
             db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
             client_id=client.id,
             subject=f"Your session with {coach.name} on {when_of(session)}",
-            body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
-                        link=links.url_of(link, "s"), ttl_days=max(1, s.link_ttl_seconds // 86400)))
+            body=render("fresh_link.txt", **context), html=render("fresh_link.html", **context))
         name = client.name
     return f"Sent {name} a fresh link to that session."
 

@@ -66,7 +66,8 @@ def deliver_session(session_id: str) -> str:
                         ttl_seconds=s.link_ttl_seconds)
         url = links.url_of(link, "s")
         context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session),
-                       lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400))
+                       lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400),
+                       consent_link=consent_placeholder(db, rt, coach.id, client.id))
         subject = f"Your session with {coach.name} on {when_of(session)}"
         notify.queue_message(
             db, rt, key=f"session-email:{session.id}", channel="email", recipient=client.email,
@@ -77,9 +78,18 @@ def deliver_session(session_id: str) -> str:
             subject=f"Sent to {client.name}: {subject}", client_id=client.id,
             body=(f"holdspace emailed {client.name} <{client.email}> their session page link "
                   f"(valid {context['ttl_days']} days).\n\nWhat the email said:\n\n"
-                  + render("session_delivered.txt", **{**context, "link": "(the client's private link)"})))
+                  + render("session_delivered.txt", **{**context, "link": "(the client's private link)",
+                                                         "consent_link": None})))
         _delivered(db, session)
     return "delivered"
+
+
+def consent_placeholder(db: Session, rt, coach_id: str, client_id: str) -> str:
+    """The footer link to the client's consent page, held as a placeholder until sent."""
+    s = rt.settings
+    link = links.consent_link(db, s.secret_key, coach_id, client_id,
+                              ttl_seconds=max(s.link_ttl_seconds, 30 * 86400))
+    return links.url_of(link, "c")
 
 
 def _await_review(db: Session, rt, coach, client, session: CoachingSession) -> str:
@@ -108,13 +118,14 @@ def request_consent(db: Session, rt, client, coach, *, verbal: bool = False, act
     link, _token = links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id,
                               purpose="consent", ttl_seconds=max(s.link_ttl_seconds, 30 * 86400),
                               actor=actor)
-    body = render("consent_request.txt", client_name=client.name, coach_name=coach.name,
-                  verbal=verbal, link=links.url_of(link, "c"))
+    context = dict(client_name=client.name, coach_name=coach.name, verbal=verbal,
+                   link=links.url_of(link, "c"), consent_link=None)
+    body, html = render("consent_request.txt", **context), render("consent_request.html", **context)
     subject = (f"What you agreed with {coach.name}" if verbal
                else f"{coach.name} asks for your consent to record your sessions")
     notify.queue_message(db, rt, key=f"consent-email:{link.id}", channel="email",
-                         recipient=client.email, subject=subject, body=body, coach_id=coach.id,
-                         client_id=client.id)
+                         recipient=client.email, subject=subject, body=body, html=html,
+                         coach_id=coach.id, client_id=client.id)
 
 
 def fresh_link(link_id: str, email_given: str) -> str:
@@ -142,10 +153,11 @@ def fresh_link(link_id: str, email_given: str) -> str:
                                   purpose=old.purpose, session_id=old.session_id,
                                   ttl_seconds=s.link_ttl_seconds, actor="client")
         path = {"session": "s", "consent": "c", "journey": "j"}[old.purpose]
+        context = dict(client_name=client.name, coach_name=coach.name, link=links.url_of(link, path),
+                       ttl_days=max(1, s.link_ttl_seconds // 86400),
+                       consent_link=None if path == "c" else consent_placeholder(db, rt, coach.id, client.id))
         notify.queue_message(
             db, rt, key=key, channel="email", recipient=client.email,
             subject="Your fresh holdspace link", coach_id=coach.id, client_id=client.id,
-            body=render("fresh_link.txt", client_name=client.name, coach_name=coach.name,
-                        link=links.url_of(link, path),
-                        ttl_days=max(1, s.link_ttl_seconds // 86400)))
+            body=render("fresh_link.txt", **context), html=render("fresh_link.html", **context))
     return "sent"

@@ -344,16 +344,18 @@ def _send_receipt(db: Session, rt, receipt: DeletionReceipt) -> None:
     if body.get("reason") == "retention" and receipt.scope == "client":
         what = "Your coach's retention period has ended, so everything holdspace kept about your sessions was deleted."
     counts = [(k.replace("_", " "), v) for k, v in sorted(body["counts"].items())]
-    text = render("deletion_receipt.txt", client_name=person["name"], coach_name=coach.name, what=what,
-                  headline=headline(body), key_url=f"{rt.settings.public_base_url}/.well-known/holdspace-receipt-key",
-                  attachment=receipts.attachment_name(receipt),
-                  completed=body["completed_at"][:19].replace("T", " ") + " UTC", counts=counts,
-                  objects=body["objects"], key_shredded=bool(body.get("key_shredded")),
-                  receipt_id=receipt.id, signature=receipt.signature)
+    context = dict(client_name=person["name"], coach_name=coach.name, coach_email=coach.email, what=what,
+                   headline=headline(body), key_url=f"{rt.settings.public_base_url}/.well-known/holdspace-receipt-key",
+                   attachment=receipts.attachment_name(receipt),
+                   completed=body["completed_at"][:19].replace("T", " ") + " UTC", counts=counts,
+                   objects=body["objects"], key_shredded=bool(body.get("key_shredded")),
+                   receipt_id=receipt.id, signature=receipt.signature, consent_link=None)
+    text = render("deletion_receipt.txt", **context)
     if body.get("reason") in ("withdrawal", "client_request"):
         notify.queue_message(db, rt, key=f"receipt-client:{receipt.id}", channel="email",
                              recipient=person["email"], coach_id=coach.id, client_id=about,
                              subject="Your holdspace deletion receipt", body=text,
+                             html=render("deletion_receipt.html", **context),
                              attach_receipt=receipt.id, forget_after_send=forget)
     notify.tell_coach(db, rt, coach, key=f"receipt-coach:{receipt.id}",
                       subject=f"Deletion receipt for {person['name']}",

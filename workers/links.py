@@ -135,11 +135,16 @@ def _live_or_new(db: Session, secret_key: str, coach_id: str, client_id: str, pu
                  session_id=session_id, ttl_seconds=ttl_seconds, actor="client")[0]
 
 
+def consent_link(db: Session, secret_key: str, coach_id: str, client_id: str, *,
+                 ttl_seconds: int) -> Link:
+    """The client's consent page link that every client page and email carries: their live
+    one if it has more than a day left, else a new one."""
+    return _live_or_new(db, secret_key, coach_id, client_id, "consent", ttl_seconds)
+
+
 def consent_token(db: Session, secret_key: str, coach_id: str, client_id: str, *,
                   ttl_seconds: int) -> str:
-    """A token for the client's consent page, for the links every client page and email
-    carries: their live consent link if one has more than a day left, else a new one."""
-    return token_for(secret_key, _live_or_new(db, secret_key, coach_id, client_id, "consent", ttl_seconds))
+    return token_for(secret_key, consent_link(db, secret_key, coach_id, client_id, ttl_seconds=ttl_seconds))
 
 
 def purge_expired(db: Session, older_than: timedelta, now=None) -> int:

@@ -114,8 +114,12 @@ def deliver(message_id: str) -> str:
             # Slack refused the workspace's token as dead: this note goes by email after all.
             channel, recipient, subject, body = _as_email(coach, subject, body)
         if channel != "slack":
+            # Mail to anyone but the coach is the coach's: their name on it, replies to them.
+            for_coach = coach is not None and recipient != coach.email
             rt.mailer.send(recipient, subject, body, html, headers={"X-Holdspace-Message": message_id},
-                           attachments=attachments, about=about)
+                           attachments=attachments, about=about,
+                           on_behalf_of=coach.name if for_coach else None,
+                           reply_to=coach.email if for_coach else None)
     except Exception as exc:
         job = get_current_job()
         final = job is None or not job.retries_left
