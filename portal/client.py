@@ -111,6 +111,14 @@ def _session_view(db, link):
     return session, client, coach, media, consent
 
 
+def _transcript_or_404(db, coach_id: str, session_id: str) -> Transcript:
+    transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach_id,
+                                                  Transcript.session_id == session_id)).first()
+    if transcript is None:
+        abort(404)
+    return transcript
+
+
 def _may_download(consent) -> bool:
     return bool(consent) and may(consent.scope_set, "download")
 
@@ -292,10 +300,7 @@ def captions(token):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "session", page=False)
         session, _, coach, _, _ = _session_view(db, link)
-        transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach.id,
-                                                      Transcript.session_id == session.id)).first()
-        if transcript is None:
-            abort(404)
+        transcript = _transcript_or_404(db, coach.id, session.id)
         segments = transcript.segments
     from workers.transcripts import segments_as_vtt
     return Response(segments_as_vtt(segments), mimetype="text/vtt",
@@ -324,10 +329,7 @@ def download_transcript(token, fmt):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "session", page=False)
         session, client, coach, media, consent = _session_view(db, link)
-        transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach.id,
-                                                      Transcript.session_id == session.id)).first()
-        if transcript is None:
-            abort(404)
+        transcript = _transcript_or_404(db, coach.id, session.id)
         if not _may_download(consent):
             abort(403, "Downloads are not part of what you agreed to share.")
         audit.record(db, "client", "transcript.downloaded", f"session:{session.id}",

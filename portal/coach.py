@@ -350,12 +350,17 @@ def add_note(session_id):
     return redirect(url_for("coach.session_view", session_id=session_id, _anchor="notes"), 303)
 
 
-def _session_action(operation):
+def require_own_session(session_id: str) -> None:
+    """404 unless the session is the signed-in coach's (before a POST acts on it)."""
+    with session_scope(_rt().engine) as db:
+        _session_or_404(db, session_id)
+
+
+def session_action(operation):
     """A POST on one of this coach's sessions: 404 for any other, the coach's message after."""
     @wraps(operation)
     def view(session_id):
-        with session_scope(_rt().engine) as db:
-            _session_or_404(db, session_id)
+        require_own_session(session_id)
         try:
             flash(operation(session_id), "ok")
         except CoachError as exc:
@@ -367,19 +372,19 @@ def _session_action(operation):
 
 
 @bp.post("/sessions/<session_id>/retry")
-@_session_action
+@session_action
 def retry(session_id):
     return coaching.retry(_rt(), g.coach.id, session_id, actor=_actor())
 
 
 @bp.post("/sessions/<session_id>/resend")
-@_session_action
+@session_action
 def resend(session_id):
     return coaching.resend(_rt(), g.coach.id, session_id, actor=_actor())
 
 
 @bp.post("/sessions/<session_id>/revoke")
-@_session_action
+@session_action
 def revoke(session_id):
     return coaching.revoke(_rt(), g.coach.id, session_id, actor=_actor())
 

@@ -11,7 +11,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from models import CONSENT_SCOPES
 from models import queries as q
 from models.db import session_scope
-from portal.coach import bp
+from portal.coach import bp, require_own_session, session_action
 from workers import coaching, links
 from workers.coaching import CoachError
 
@@ -108,29 +108,20 @@ def delete_client(client_id):
 
 @bp.post("/sessions/<session_id>/assign")
 def assign(session_id):
+    require_own_session(session_id)
     with session_scope(_rt().engine) as db:
-        if q.session_of(db, g.coach.id, session_id) is None:
-            abort(404)
         client = q.client_of(db, g.coach.id, request.form.get("client_id", ""))
         email = client.email if client else None
     if email is None:
         flash("Choose one of your clients.", "error")
     else:
         _run(coaching.assign, session_id, email)
-    return _back(session_id)
-
-
-@bp.post("/sessions/<session_id>/fetch")
-def fetch_now(session_id):
-    with session_scope(_rt().engine) as db:
-        if q.session_of(db, g.coach.id, session_id) is None:
-            abort(404)
-    _run(coaching.fetch_now, session_id)
-    return _back(session_id)
-
-
-def _back(session_id: str):
     if request.form.get("back") == "dashboard":
         return redirect(url_for("coach.dashboard"), 303)
     return redirect(url_for("coach.session_view", session_id=session_id), 303)
 
+
+@bp.post("/sessions/<session_id>/fetch")
+@session_action
+def fetch_now(session_id):
+    return coaching.fetch_now(_rt(), g.coach.id, session_id, actor=_actor())

@@ -9,7 +9,7 @@ from flask import abort, current_app, flash, g, redirect, request, url_for
 from models import queries as q
 from models.db import session_scope
 from portal.client import PLAYABLE, stream_media
-from portal.coach import bp
+from portal.coach import bp, require_own_session, session_action
 from workers import review
 from workers.coaching import CoachError
 
@@ -32,15 +32,9 @@ def session_media(session_id):
     return stream_media(media)
 
 
-def _back(session_id: str):
-    return redirect(url_for("coach.session_view", session_id=session_id, _anchor="review"), 303)
-
-
 @bp.post("/sessions/<session_id>/summary")
 def edit_summary(session_id):
-    with session_scope(_rt().engine) as db:
-        if q.session_of(db, g.coach.id, session_id) is None:
-            abort(404)
+    require_own_session(session_id)
     form = request.form
     try:
         flash(review.edit_summary(_rt(), g.coach.id, session_id, overview=form.get("overview", ""),
@@ -48,16 +42,10 @@ def edit_summary(session_id):
                                   homework=form.get("homework", ""), actor=f"coach:{g.coach.id}"), "ok")
     except CoachError as exc:
         flash(str(exc), "error")
-    return _back(session_id)
+    return redirect(url_for("coach.session_view", session_id=session_id, _anchor="review"), 303)
 
 
 @bp.post("/sessions/<session_id>/send")
+@session_action
 def send_reviewed(session_id):
-    with session_scope(_rt().engine) as db:
-        if q.session_of(db, g.coach.id, session_id) is None:
-            abort(404)
-    try:
-        flash(review.send_reviewed(_rt(), g.coach.id, session_id, actor=f"coach:{g.coach.id}"), "ok")
-    except CoachError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("coach.session_view", session_id=session_id), 303)
+    return review.send_reviewed(_rt(), g.coach.id, session_id, actor=f"coach:{g.coach.id}")

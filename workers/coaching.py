@@ -16,7 +16,7 @@ from models.db import session_scope
 from models.search import search_passages
 from workers import consent as consents
 from workers import fence, links, notify
-from workers.sessions import PROCESSING, may, move, usable_assets
+from workers.sessions import INGESTING, PROCESSING, may, move, usable_assets
 from workers.delivery import request_consent
 
 
@@ -381,7 +381,7 @@ def needs_attention(rt, coach_id: str, limit: int = 50, now=None) -> list[Attent
 def under_way(rt, coach_id: str, limit: int = 20, now=None) -> list[Attention]:
     """Sessions being worked on now."""
     with session_scope(rt.engine) as db:
-        working = _sessions_in(db, coach_id, list(PROCESSING) + ["received", "fetching"], limit,
+        working = _sessions_in(db, coach_id, list(PROCESSING + INGESTING), limit,
                                oldest_first=True)
     return [Attention(s, s.state.replace("_", " "), "wait") for s in working if not is_stalled(rt, s, now)]
 
