@@ -4,6 +4,9 @@ behind, and nothing of the coach tier reaching anything a client can read."""
 
 import json
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,6 @@ from models import (Asset, ClientMemory, CoachInsight, CoachingSession, Summary,
                     TranscriptPassage)
 from tests.portalhelpers import body_of, delivered_session, links_in, path_of
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
-from tests.zoomstub import load_fixture, register_fixture_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_AUDIO = ROOT / "demo" / "session.m4a"
@@ -86,13 +88,37 @@ def test_without_summarise_there_is_a_transcript_but_no_summary(hs, zoom_stub, s
     assert only(hs, Summary) == [] and only(hs, CoachInsight) == [] and only(hs, ClientMemory) == []
 
 
+def shares_shown(hs, stop) -> list[int]:
+    """Every "transcribed so far" percentage the coach's dashboard shows until `stop` is set."""
+    from tests.test_dashboard import coach_id_of, sign_in
+    http = sign_in(hs, coach_id_of(hs))
+    seen = []
+    while not stop.is_set():
+        html = http.get("/coach").get_data(as_text=True)
+        seen += [int(v) for v in re.findall(r'<progress max="100" value="(\d+)"', html)]
+        time.sleep(0.1)
+    return seen
+
+
 def test_local_whisper_end_to_end_leaves_nothing_decrypted(hs_factory, database_url, zoom_stub, smtp_sink):
     smtp_sink.clear()
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, TRANSCRIBE_ENGINE="local",
                     SUMMARY_ENGINE="offline")
     coach_and_client(hs)
     assert post_zoom(hs.http, audio_recording(zoom_stub, DEMO_AUDIO.read_bytes())).status_code == 200
-    hs.drain()
+    # The coach watches the dashboard while the worker transcribes (RQ's worker wants the
+    # main thread for its signals, so the coach is the other one).
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(shares_shown, hs, stop)
+        try:
+            hs.drain()
+        finally:
+            stop.set()
+        seen = watching.result()
+    # The share grew while the job ran: some value strictly between nothing and all of it.
+    assert any(0 < v < 100 for v in seen), seen
+    assert seen == sorted(seen), seen
     (session,) = only(hs, CoachingSession)
     assert session.state == "delivered", session.error
     (transcript,) = only(hs, Transcript)

@@ -366,13 +366,15 @@ def needs_attention(rt, coach_id: str, limit: int = 50, now=None) -> list[Attent
         failed = _sessions_in(db, coach_id, [SessionState.failed.value], limit)
         waiting = _sessions_in(db, coach_id, sorted(_WAITING), limit)
         working = _sessions_in(db, coach_id, list(PROCESSING), limit, oldest_first=True)
+        zone = q.coach_by_id(db, coach_id).time_zone
     out = [Attention(s, s.error or "failed") for s in failed]
     for s in waiting:
         if s.state == SessionState.refused_no_consent.value and not s.client_id:
             continue  # the client withdrew and was erased: there is nothing left to do
         reason, action = _WAITING[s.state]
         out.append(Attention(s, reason, action))
-    out += [Attention(s, f"stalled while {s.state.replace('_', ' ')} since {s.updated_at:%d %b %H:%M} UTC; "
+    out += [Attention(s, f"stalled while {s.state.replace('_', ' ')} since "
+                         f"{notify.local_time(s.updated_at, zone, '%-d %b %H:%M')}; "
                          "holdspace will try again, or retry it now")
             for s in working if is_stalled(rt, s, now)]
     return out[:limit]
@@ -383,7 +385,10 @@ def under_way(rt, coach_id: str, limit: int = 20, now=None) -> list[Attention]:
     with session_scope(rt.engine) as db:
         working = _sessions_in(db, coach_id, list(PROCESSING + INGESTING), limit,
                                oldest_first=True)
-    return [Attention(s, s.state.replace("_", " "), "wait") for s in working if not is_stalled(rt, s, now)]
+    from workers.pipeline import transcription_progress
+    return [Attention(s, s.state.replace("_", " "), "wait",
+                      transcription_progress(rt, s.id) if s.state == SessionState.transcribing.value else None)
+            for s in working if not is_stalled(rt, s, now)]
 
 
 def _sessions_in(db, coach_id: str, states: list[str], limit: int, oldest_first: bool = False):

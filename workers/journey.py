@@ -3,6 +3,8 @@ over time (open / done / dropped), themes across sessions, and a small bar chart
 
 from __future__ import annotations
 
+import math
+
 from workers.commitments import key_of
 
 
@@ -40,12 +42,15 @@ def _chart(rows, commitments, width=320, height=120):
     slot = width / len(rows)
     bar_w = max(4.0, slot * 0.6)
     plot_h = height - 14
+    # A date label is about 44 units wide at 12 units high: with many sessions only every
+    # `step`-th bar is labelled, so the labels never overlap (the table beside has them all).
+    step = math.ceil(44 / slot)
     bars = []
     for i, r in enumerate(rows):
         h_made, h_done = plot_h * made[r["id"]] / top, plot_h * done[r["id"]] / top
         x = i * slot + (slot - bar_w) / 2
         bars.append({"x": round(x, 1), "w": round(bar_w, 1), "label": r["date"].rsplit(" ", 1)[0],
-                     "made": made[r["id"]], "done": done[r["id"]],
+                     "show_label": i % step == 0, "made": made[r["id"]], "done": done[r["id"]],
                      "y_made": round(plot_h - h_made, 1), "h_made": round(h_made, 1),
                      "y_done": round(plot_h - h_done, 1), "h_done": round(h_done, 1)})
     return {"width": width, "height": height, "bars": bars}

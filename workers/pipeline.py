@@ -20,6 +20,7 @@ from models import search
 from models.db import session_scope
 from vault.errors import ObjectErased
 from workers import fence, retries, sessions
+from workers.progress import of_job, reporter
 from workers.runtime import current
 from workers.sessions import Fenced
 
@@ -62,6 +63,11 @@ def enqueue_advance(rt, session_id: str, delay_seconds: float | None = None, tag
             rt.queue("default").enqueue(step, session_id, at_front=step is summarise_session, **options)
     except Exception as exc:  # noqa: BLE001 - the pipeline sweep picks it up
         log.warning("session %s: next step not queued (%s)", session_id, type(exc).__name__)
+
+
+def transcription_progress(rt, session_id: str) -> float | None:
+    """The share of the session's recording its running transcription has heard, if any."""
+    return of_job(rt.redis, step_job_id(transcribe_session, session_id))
 
 
 # --- the sweeper ---------------------------------------------------------------------------------
@@ -247,7 +253,8 @@ class _TranscriptionJob:
                 segments = label_speakers_heuristic(segments, coach_name=self.coach_name, names=names)
             return segments, "platform:zoom", None
         if len(self.tracks) >= 2:
-            results = [(a.label or f"Speaker {i + 1}", self._transcribe(rt, a))
+            results = [(a.label or f"Speaker {i + 1}",
+                        self._transcribe(rt, a, progress=reporter(len(self.tracks), i)))
                        for i, a in enumerate(self.tracks)]
             segments = merge_tracks([(label, r.segments) for label, r in results])
             return segments, results[0][1].engine, results[0][1].language
@@ -260,7 +267,7 @@ class _TranscriptionJob:
             return segments, result.engine, result.language
         # Our words, each given its speaker: from the platform's transcript by time, else from
         # the two voices in the audio.
-        result = self._transcribe(rt, self.main, per_word=True)
+        result = self._transcribe(rt, self.main, per_word=True, progress=reporter())
         voices = None if platform and any(p.speaker for p in platform) else self._voices(rt, self.main)
         segments = attribute(result.segments, platform=platform, voices=voices,
                              coach_name=self.coach_name, client_name=self.client_name)
@@ -271,13 +278,13 @@ class _TranscriptionJob:
         vtt = b"".join(rt.vault.open(self.platform_vtt.object_key)).decode("utf-8", "replace")
         return parse_vtt(vtt)
 
-    def _transcribe(self, rt, asset: Asset, per_word: bool = False):
+    def _transcribe(self, rt, asset: Asset, per_word: bool = False, progress=None):
         # Decoded straight from the vault's decrypting reader: no plaintext copy on disk.
         with rt.vault.open_file(asset.object_key) as media:
             if self.engine == "openai":
-                return _openai_transcriber(rt).transcribe(media)
+                return _openai_transcriber(rt).transcribe(media)  # one upload: nothing to count
             return _local_transcriber(rt).transcribe(media, names=self.names, topics=self.topics,
-                                                     per_word=per_word)
+                                                     per_word=per_word, progress=progress)
 
     def _voices(self, rt, asset: Asset):
         from workers.transcription.audio import blocks_of

@@ -43,16 +43,26 @@
   });
   var current = null;
   var scrolledByHand = 0;
-  var scrollingOurselves = false;
+  var ourScrollY = null;  // where our own last scroll left the page
   window.addEventListener("scroll", function () {
-    if (!scrollingOurselves) { scrolledByHand = Date.now(); }
+    // A scroll event comes a frame after the scroll; it is ours only if the page is still
+    // where we put it. Any other position is the reader's doing.
+    if (ourScrollY === null || Math.abs(window.scrollY - ourScrollY) > 2) {
+      ourScrollY = null;
+      scrolledByHand = Date.now();
+    }
   }, { passive: true });
+  var dock = document.getElementById("player-dock");
   function inView(el) {
+    // The part of the screen the player leaves free: above it when docked at the bottom,
+    // below it when it is stuck at the top.
     var box = el.getBoundingClientRect();
-    var dock = document.getElementById("player-dock");
-    var bottom = window.innerHeight;
-    if (dock && getComputedStyle(dock).position === "fixed") { bottom = dock.getBoundingClientRect().top; }
-    return box.top >= 0 && box.bottom <= bottom;
+    var top = 0, bottom = window.innerHeight;
+    if (dock) {
+      var d = dock.getBoundingClientRect();
+      if (getComputedStyle(dock).position === "fixed") { bottom = d.top; } else if (d.top <= 1) { top = d.bottom; }
+    }
+    return box.top >= top && box.bottom <= bottom;
   }
   function follow() {
     if (!player || !passages.length) { return; }
@@ -66,9 +76,8 @@
     current.classList.add("playing");
     current.setAttribute("aria-current", "true");
     if (Date.now() - scrolledByHand > 4000 && !inView(current)) {
-      scrollingOurselves = true;
       current.scrollIntoView({ block: "center" });
-      window.setTimeout(function () { scrollingOurselves = false; }, 100);
+      ourScrollY = window.scrollY;
     }
   }
   if (player) {

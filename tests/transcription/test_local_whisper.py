@@ -32,14 +32,28 @@ def normalise(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def session1_transcript(speech):
+def session1_heard(speech):
     """session1 through the whole local path: an M4A with its index at the end, as a cloud
     recording arrives, decoded from a file object in memory and heard by Whisper in chunks."""
     samples, rate = wav_file_bytes(speech["session1"].mixed)
     m4a = encode(samples[None, :], rate, "m4a")
     assert moov_at_end(m4a)
     # 75 s chunks: the ~170 s session is heard in three, so the seams are tested too.
-    return LocalWhisper(chunk_seconds=75.0).transcribe(io.BytesIO(m4a))
+    shares = []
+    result = LocalWhisper(chunk_seconds=75.0).transcribe(io.BytesIO(m4a), progress=shares.append)
+    return result, shares
+
+
+@pytest.fixture(scope="module")
+def session1_transcript(session1_heard):
+    return session1_heard[0]
+
+
+def test_progress_is_told_as_the_words_come(session1_heard):
+    shares = session1_heard[1]
+    # Told many times over the three chunks, never backwards, from early on to the end.
+    assert len(shares) >= 10 and shares == sorted(shares), shares
+    assert shares[0] < 0.25 and 0.3 < shares[len(shares) // 2] < 0.7 and shares[-1] == 1.0
 
 
 def test_word_error_rate_on_test_speech(session1_transcript, speech):

@@ -85,6 +85,25 @@ def decode_audio(source, *, block_seconds: float = BLOCK_SECONDS) -> Iterator[np
             raise AudioError("the recording's audio stream holds no samples")
 
 
+def seconds_of(recording) -> float | None:
+    """How long a recording is, from its header (None when it does not say), without decoding
+    it; a file object is left where it was, so decoding can start from there."""
+    if isinstance(recording, np.ndarray):
+        return len(recording) / SAMPLE_RATE
+    at = recording.tell() if hasattr(recording, "tell") else None
+    try:
+        with av.open(recording, mode="r", metadata_errors="ignore") as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is not None and stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return container.duration / av.time_base if container.duration else None
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        return None  # decoding will say what is wrong with it
+    finally:
+        if at is not None:
+            recording.seek(at)
+
+
 def blocks_of(recording) -> Iterable[np.ndarray]:
     """What an engine hears: float32 16 kHz samples as they are, or any recording decoded."""
     if isinstance(recording, np.ndarray):

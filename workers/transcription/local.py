@@ -15,13 +15,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from workers.transcription import Segment, TranscriptResult
-from workers.transcription.audio import blocks_of, iter_chunks, stitch
+from workers.transcription.audio import blocks_of, iter_chunks, seconds_of, stitch
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ class LocalWhisper:
         return load_model(self.model_name, device=self.device, compute_type=self.compute_type)
 
     def transcribe(self, audio, language: str | None = None, *, names: Sequence[str] = (),
-                   topics: Sequence[str] = (), per_word: bool = False) -> TranscriptResult:
+                   topics: Sequence[str] = (), per_word: bool = False,
+                   progress: Callable[[float], None] | None = None) -> TranscriptResult:
         """Transcribe a recording: a seekable file object or path of any media PyAV reads, or
         16 kHz mono float32 samples. Long recordings go through Whisper in chunks of at most
         `chunk_seconds`, cut at silences, so memory stays flat in the recording's length.
@@ -209,41 +210,46 @@ class LocalWhisper:
         `names` (the coach's, the client's, people the client talks about) and `topics` (the
         client's recurring themes) are given to Whisper as hotwords, so a name it has never
         heard is spelled as the coach spells it. `per_word`: one segment per word, so each
-        word can be given its own speaker (`speakers.attribute`)."""
+        word can be given its own speaker (`speakers.attribute`). `progress` is told the share
+        of the recording heard so far (0 to 1) as Whisper's segments come out."""
         vocabulary = vocabulary_prompt(names, topics)
+        heard_up_to = _progress_in(seconds_of(audio) if progress else None, progress)
         blocks = blocks_of(audio)
         model = self.model
         if language and not model.model.is_multilingual and language != "en":
             language = None  # an English-only model would refuse; let it transcribe as English
         pieces = []
         for chunk in iter_chunks(blocks, self.chunk_seconds):
-            segments, heard = self._transcribe_samples(model, chunk.samples, language, vocabulary,
-                                                       None if per_word else self.split_pause)
+            segments, heard = self._transcribe_samples(
+                model, chunk.samples, language, vocabulary, None if per_word else self.split_pause,
+                lambda end, at=chunk.offset_seconds: heard_up_to(at + end))
             # The first chunk that has speech decides the language for the rest, so one
             # quiet or odd chunk cannot switch a session's language halfway.
             if segments and language is None:
                 language = heard
             pieces.append((chunk, segments))
             chunk.samples = None  # transcribed: let the samples go before the next chunk
+        heard_up_to(None)
         return TranscriptResult(segments=stitch(pieces), engine=self.engine, language=language)
 
     def _transcribe_samples(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None,
-                            pause: float | None):
+                            pause: float | None, heard_up_to: Callable[[float], None]):
         if not len(samples):
             return [], language
-        pieces, info = self._decode(model, samples, language, vocabulary)
+        pieces, info = self._decode(model, samples, language, vocabulary, heard_up_to)
         if vocabulary and any(echoes_prompt(piece.text, vocabulary) for piece in pieces):
             # Primed with names, Whisper sometimes writes them back in a loop instead of
             # what was said, and the loop carries on from window to window. Heard again
             # without them, the chunk's words are its own.
             log.info("Whisper repeated the names it was given; this chunk is heard again without them")
-            pieces, info = self._decode(model, samples, language, None)
+            pieces, info = self._decode(model, samples, language, None, heard_up_to)
         segments = []
         for piece in pieces:
             segments += split_at_pauses(piece, pause)
         return segments, info.language
 
-    def _decode(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None):
+    def _decode(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None,
+                heard_up_to: Callable[[float], None]):
         pieces, info = model.transcribe(
             samples,
             language=language,
@@ -253,4 +259,22 @@ class LocalWhisper:
             # As hotwords the vocabulary is in front of every 30-second window, not only the first.
             hotwords=vocabulary,
         )
-        return list(pieces), info
+        # Whisper decodes lazily, one 30-second window at a time: each piece is real progress.
+        out = []
+        for piece in pieces:
+            out.append(piece)
+            heard_up_to(piece.end)
+        return out, info
+
+
+def _progress_in(total: float | None, progress: Callable[[float], None] | None) -> Callable[[float | None], None]:
+    """A function taking the seconds heard so far (None: all of it) that tells `progress` the
+    share done; with no length known, only the end is told."""
+    def heard_up_to(seconds: float | None) -> None:
+        if progress is None:
+            return
+        if seconds is None:
+            progress(1.0)
+        elif total:
+            progress(max(0.0, min(1.0, seconds / total)))
+    return heard_up_to
