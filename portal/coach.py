@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from sqlmodel import func, select
 
-from models import (CONSENT_SCOPES, AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link, SessionState,
+from models import (CONSENT_SCOPES, AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link,
                     Summary, Transcript, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
@@ -26,6 +26,7 @@ from portal.security import harden
 from workers import briefing as briefings
 from workers import coaching, notify
 from workers.coaching import CoachError
+from workers.delivery import render as render_email
 from workers.sessions import may
 
 # The scopes as the coach attests them for a client's verbal consent.
@@ -178,12 +179,13 @@ def login_post():
             coach = q.coach_by_email(db, email)
             if coach is not None:
                 minute = int(utcnow().timestamp() // 60)
+                context = dict(coach=coach, link=login_link(rt, coach.id, _next_arg(request.form)),
+                               minutes=LOGIN_TTL_SECONDS // 60)
                 msg = notify.queue_message(
                     db, rt, key=f"coach-login:{coach.id}:{minute}", channel="email", recipient=coach.email,
                     coach_id=coach.id, subject="Your holdspace sign-in link", forget_after_send=True,
-                    body=render_template("coach/login_email.txt", coach=coach,
-                                         link=login_link(rt, coach.id, _next_arg(request.form)),
-                                         minutes=LOGIN_TTL_SECONDS // 60))
+                    body=render_email("coach_sign_in.txt", **context),
+                    html=render_email("coach_sign_in.html", **context))
                 if msg is not None:
                     audit.record(db, "anonymous", "coach.sign_in_requested", f"coach:{coach.id}",
                                  coach_id=coach.id, ip=_ip())
@@ -517,16 +519,7 @@ def coach_snippet(text: str) -> Markup:
 @bp.app_template_filter("coach_local")
 def coach_local(dt) -> str:
     """A moment as the signed-in coach reads it: in their own time zone, the zone named."""
-    from datetime import timezone
-    from zoneinfo import ZoneInfo
-    if dt is None:
-        return "—"
-    zone = getattr(g.get("coach"), "time_zone", None) or "UTC"
-    try:
-        local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(ZoneInfo(zone))
-    except Exception:  # noqa: BLE001 - a zone this machine lacks: UTC, named as such
-        local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-    return f"{local:%-d %b %Y, %H:%M} {local.tzname()}"
+    return "—" if dt is None else notify.local_time(dt, getattr(g.get("coach"), "time_zone", None))
 
 
 @bp.app_template_filter("coach_clock")

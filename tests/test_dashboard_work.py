@@ -14,7 +14,7 @@ from sqlmodel import select
 from models import AuditEvent, Client, Coach, Consent, DeletionReceipt
 from tests.portalhelpers import body_of
 from tests.test_dashboard import csrf, page, post, session_row, sign_in
-from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, COACH_ZOOM_ID, coach_and_client, post_zoom
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client, post_zoom
 
 NEW_EMAIL = "jo.new@client.test"
 
@@ -142,7 +142,7 @@ def test_a_refused_recording_is_fetched_once_consent_exists(hs, zoom_stub, smtp_
     hs.drain()
     assert session_row(hs, id=s.id).state == "refused_no_consent"
 
-    assert f'id="fetch"' in page(http, f"/coach/sessions/{s.id}")  # where the coach's note points
+    assert 'id="fetch"' in page(http, f"/coach/sessions/{s.id}")  # where the coach's note points
     (note,) = [m for m in smtp_sink.to(COACH_EMAIL) if "Recording not kept" in m["Subject"]]
     assert f"/coach/sessions/{s.id}" in body_of(note)
     post(http, f"/coach/clients/{client_id}/verbal-consent", {"scope": ["record"], "attest": "yes"}, token)
@@ -212,6 +212,10 @@ def test_settings_are_checked_audited_and_acted_on(hs, zoom_stub, smtp_sink):
     assert s.state == "ready_for_review"
     dashboard = page(http, "/coach")
     assert f'id="review-{s.id}"' in dashboard and "JST" in dashboard
+    # The note asking for the review went by email, as chosen, with the time in Tokyo too.
+    hs.drain()
+    (note,) = [m for m in smtp_sink.to(COACH_EMAIL) if "Ready for your review" in m["Subject"]]
+    assert note["Subject"].endswith(" JST") and f"/coach/sessions/{s.id}" in body_of(note)
 
 
 def test_another_coachs_clients_and_sessions_are_out_of_reach(hs, zoom_stub, smtp_sink):

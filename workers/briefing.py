@@ -181,7 +181,7 @@ def _send_briefing(rt, coach_id: str, client_id: str, start, now, *, key: str) -
         brief = build(db, coach_id, client_id, today=now.date())
         msg = notify.tell_coach(
             db, rt, coach, key=key,
-            subject=f"Before your {start:%H:%M} UTC session with {brief.client_name}",
+            subject=f"Before your {notify.local_time(start, coach.time_zone, '%H:%M')} session with {brief.client_name}",
             client_id=client_id,
             body=brief.text())
     return 1 if msg else 0

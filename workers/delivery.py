@@ -100,7 +100,7 @@ def _await_review(db: Session, rt, coach, client, session: CoachingSession) -> s
                      coach_id=coach.id)
     notify.tell_coach(
         db, rt, coach, key=f"session-review:{session.id}", client_id=client.id,
-        subject=f"Ready for your review: {client.name}, {when_of(session)}",
+        subject=f"Ready for your review: {client.name}, {notify.when(session, coach)}",
         body=(f"The summary of \"{session.topic}\" with {client.name} is ready. Nothing has been "
               f"sent to {client.name} yet: read it, edit it if you like, and send it from "
               f"{notify.session_page(rt, session.id)}"))

@@ -167,7 +167,7 @@ def resolve_client(rt, session_id: str, sources, meeting_id: str | None) -> str 
                 notify.tell_coach(
                     db, rt, coach, key=f"unmatched:{session.id}",
                     subject="A recording needs a client",
-                    body=(f"The recording of \"{session.topic}\" ({notify.when(session)}) matched none of "
+                    body=(f"The recording of \"{session.topic}\" ({notify.when(session, coach)}) matched none of "
                           f"your clients, so nothing was downloaded. Choose its client on "
                           f"{notify.session_page(rt, session.id)} or with "
                           f"/holdspace assign {session.id} <client email>."))
@@ -188,7 +188,7 @@ def _refuse_for_withdrawn(rt, db, session: CoachingSession) -> None:
         coach = q.coach_by_id(db, session.coach_id)
         notify.tell_coach(
             db, rt, coach, key=f"refused:{session.id}", subject="Recording not kept: consent withdrawn",
-            body=(f"The client invited to \"{session.topic}\" ({notify.when(session)}) has withdrawn "
+            body=(f"The client invited to \"{session.topic}\" ({notify.when(session, coach)}) has withdrawn "
                   "consent and their data was deleted, so holdspace stored nothing from it."))
 
 
@@ -220,7 +220,7 @@ def consent_gate(rt, session_id: str, discard=None) -> frozenset[str] | None:
                 db, rt, coach, key=f"refused:{session.id}",
                 subject=f"Recording not kept: no consent from {client.name}", client_id=client.id,
                 body=(f"{client.name} ({client.email}) has no active consent to be recorded, so "
-                      f"holdspace stored nothing from \"{session.topic}\" ({notify.when(session)})."
+                      f"holdspace stored nothing from \"{session.topic}\" ({notify.when(session, coach)})."
                       + (f" The {platform} copy was moved to {platform}'s trash." if trash else
                          " Once they consent you can fetch it from "
                          f"{notify.session_page(rt, session.id)}")))
@@ -352,7 +352,7 @@ def _mark_kept(rt, db, session: CoachingSession, files: list[PlatformFile]) -> s
             notify.tell_coach(
                 db, rt, coach, key=f"nothing-to-keep:{session.id}:{sent[:40]}",
                 subject="A recording held nothing to keep", client_id=session.client_id,
-                body=(f"For \"{session.topic}\" ({notify.when(session)}), {reason}. Nothing was stored, "
+                body=(f"For \"{session.topic}\" ({notify.when(session, coach)}), {reason}. Nothing was stored, "
                       "and the client was not emailed."))
         return "done"
     sessions.move(db, session, SessionState.stored)

@@ -5,6 +5,8 @@ else email)."""
 from __future__ import annotations
 
 import logging
+from datetime import timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rq import get_current_job
 from sqlalchemy import event
@@ -20,9 +22,20 @@ from workers.runtime import current
 log = logging.getLogger(__name__)
 
 
-def when(session) -> str:
-    """A session's start as coaches read it in messages."""
-    return session.started_at.strftime("%d %b %Y %H:%M UTC") if session.started_at else "date unknown"
+def local_time(moment, zone: str | None, form: str = "%-d %b %Y, %H:%M") -> str:
+    """A moment (naive means UTC) as a coach reads it: in their time zone, the zone named.
+    A zone this machine does not know gives UTC, named as such."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:
+        local = aware.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = aware.astimezone(timezone.utc)
+    return f"{local.strftime(form)} {local.tzname()}"
+
+
+def when(session, coach) -> str:
+    """A session's start as its coach reads it in messages."""
+    return local_time(session.started_at, coach.time_zone) if session.started_at else "date unknown"
 
 
 def message_exists(db: Session, key: str) -> bool:

@@ -110,7 +110,7 @@ def fail(rt, session_id: str, reason: str, *, subject: str = "A session could no
         coach = q.coach_by_id(db, session.coach_id)
         notify.tell_coach(db, rt, coach, key=f"session-failed:{session_id}:{reason[:40]}", subject=subject,
                           client_id=session.client_id,
-                          body=f"\"{session.topic}\" ({notify.when(session)}): {reason}. {advice}\n\n"
+                          body=f"\"{session.topic}\" ({notify.when(session, coach)}): {reason}. {advice}\n\n"
                                f"Retry it on {notify.session_page(rt, session_id)}")
     return True
 

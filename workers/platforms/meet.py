@@ -260,7 +260,7 @@ def check_artifacts(session_id: str) -> str:
         coach = q.coach_by_id(db, session.coach_id)
         notify.tell_coach(db, rt, coach, key=f"meet-missing:{session_id}",
                           subject="A Meet recording never arrived",
-                          body=(f"Your Google Meet session of {notify.when(session)} ended, but no "
+                          body=(f"Your Google Meet session of {notify.when(session, coach)} ended, but no "
                                 f"recording reached holdspace within "
                                 f"{rt.settings.meet_artifact_wait_seconds // 60} minutes. Was it recorded?"))
     return "told the coach"

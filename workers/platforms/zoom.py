@@ -219,7 +219,7 @@ def reconcile_session(session_id: str) -> str:
         coach = q.coach_by_id(db, coach_id)
         notify.tell_coach(db, rt, coach, key=f"never-recorded:{session_id}",
                           subject="No recording arrived", client_id=session.client_id,
-                          body=f"Zoom never produced a recording for \"{session.topic}\" ({notify.when(session)}).")
+                          body=f"Zoom never produced a recording for \"{session.topic}\" ({notify.when(session, coach)}).")
     return "gave up"
 
 
