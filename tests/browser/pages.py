@@ -42,3 +42,23 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{safe}-{page.viewport_size['width']}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def looked_at(tab, name: str, *, narrowest: int | None = None, widths=()) -> None:
+    """The page now in the tab passes axe, fits its width (and `narrowest`, when given), and is
+    photographed; with `widths` (viewport sizes), at each of those in turn."""
+    page = tab.page
+    page.wait_for_load_state("load")
+    assert page.evaluate("() => document.documentElement.lang") == "en", name
+    assert page.title().strip(), name
+    size = page.viewport_size
+    for viewport in widths or [size]:
+        page.set_viewport_size(viewport)
+        assert axe_violations(page) == [], name
+        assert tab.overflow() <= 0, f"{name} scrolls sideways by {tab.overflow()} px"
+        screenshot(page, name)
+    if narrowest:
+        page.set_viewport_size({"width": narrowest, "height": size["height"]})
+        assert tab.overflow() <= 0, f"{name} scrolls sideways at {narrowest} px"
+        screenshot(page, name)
+    page.set_viewport_size(size)

@@ -5,6 +5,7 @@ every link the client ever got."""
 from sqlmodel import select
 
 from models import CoachingSession, Consent
+from tests.browser.pages import WIDTHS, looked_at
 from tests.browser.support import deliver_recording, emailed_link
 from tests.portalhelpers import path_of
 from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client
@@ -20,8 +21,13 @@ def test_consent_granted_then_withdrawn_kills_every_link(hs, zoom_stub, smtp_sin
     tab = browse()
     page = tab.page
 
-    # Grant: tick the boxes, submit.
+    # Asked first, nothing ticked; the page passes axe at both widths before anything is given.
     assert tab.goto(consent_url).status == 200
+    assert page.locator("#withdraw").count() == 0
+    assert page.locator('#consent-form input[name="scope"]:checked').count() == 0
+    looked_at(tab, "client-consent-first", widths=WIDTHS.values())
+
+    # Grant: tick the boxes, submit.
     for words in ("What is recorded", "Where it is stored", "Who can see it", "How long it is kept"):
         assert words in page.inner_text("main"), words
     for scope in SCOPES:

@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from models import Coach, Summary
 from portal.coach import login_link
-from tests.browser.pages import WIDTHS, axe_violations, screenshot
-from tests.browser.support import deliver_recording, emailed_link, post_recording
+from tests.browser.pages import WIDTHS, looked_at
+from tests.browser.support import deliver_recording, post_recording
 from tests.portalhelpers import body_of
 from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client
 
@@ -20,24 +20,6 @@ from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client
 @pytest.fixture(params=sorted(WIDTHS))
 def width(request):
     return request.param
-
-
-def looked_at(tab, name: str, *, narrowest: int | None = None) -> None:
-    """The page now in the tab passes axe, fits its width (and `narrowest`, when given), and is
-    photographed."""
-    page = tab.page
-    page.wait_for_load_state("load")
-    assert page.evaluate("() => document.documentElement.lang") == "en", name
-    assert page.title().strip(), name
-    assert axe_violations(page) == [], name
-    assert tab.overflow() <= 0, f"{name} scrolls sideways by {tab.overflow()} px"
-    screenshot(page, name)
-    if narrowest:
-        size = page.viewport_size
-        page.set_viewport_size({"width": narrowest, "height": size["height"]})
-        assert tab.overflow() <= 0, f"{name} scrolls sideways at {narrowest} px"
-        screenshot(page, name)
-        page.set_viewport_size(size)
 
 
 def test_client_pages(hs, zoom_stub, smtp_sink, browse, width):

@@ -131,7 +131,7 @@ def test_readable_on_a_phone(hs, zoom_stub, smtp_sink, browse):
 
 def test_journey_link_opens_the_journey(hs, zoom_stub, smtp_sink, browse):
     coach_and_client(hs)
-    deliver_recording(hs, zoom_stub, smtp_sink, topic="First session", start_time="2026-10-19T10:00:00Z")
+    first = deliver_recording(hs, zoom_stub, smtp_sink, topic="First session", start_time="2026-10-19T10:00:00Z")
     url = deliver_recording(hs, zoom_stub, smtp_sink, topic="Second session")
     tab = browse(**PHONE)
     page = tab.page
@@ -143,5 +143,31 @@ def test_journey_link_opens_the_journey(hs, zoom_stub, smtp_sink, browse):
     listed = page.locator("ol.sessions > li").all_inner_texts()
     assert len(listed) == 2 and any("First session" in s for s in listed) \
         and any("Second session" in s for s in listed), listed
-    assert page.locator("svg#commitments-chart").count() == 1
     assert tab.overflow() <= 0
+
+    # The chart tells made from done by a stripe and in words, its labels 12 px or more on screen.
+    assert page.locator("#commitments-chart rect[fill='url(#done-hatch)']").count() == 2
+    assert "striped" in page.inner_text("figure.chart figcaption")
+    assert page.locator("table.chart-data th").all_inner_texts() == ["Session", "Made", "Done"]
+    sizes = page.locator("#commitments-chart text").evaluate_all(
+        "ts => ts.map(t => t.getScreenCTM().d * parseFloat(getComputedStyle(t).fontSize))")
+    assert sizes and min(sizes) >= 12, sizes
+
+    # An open commitment, marked done by the client: the page says so, and it is done.
+    first_open = page.locator("ul.commitments > li.open").first
+    what = first_open.locator("button").get_attribute("aria-label").removeprefix("Mark done: ")
+    with page.expect_navigation() as nav:
+        first_open.locator("button").click()
+    assert nav.value.status == 200 and page.locator("#marked").is_visible()
+    done = page.locator("ul.commitments > li.done").all_inner_texts()
+    assert any(what in d for d in done), (what, done)
+
+    # Each past session is a link to its page: the client's own live links, reused.
+    journey = page.url.split("?")[0]
+    assert sorted(page.locator("ol.sessions > li a").evaluate_all("as => as.map(a => a.href)")) == sorted([first, url])
+    for i, topic in enumerate(("First session", "Second session")):
+        tab.goto(journey)
+        with page.expect_navigation() as nav:
+            page.locator("ol.sessions > li a").nth(i).click()
+        assert nav.value.status == 200 and "/s/" in page.url
+        assert page.locator("h1").inner_text() == topic
