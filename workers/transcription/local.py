@@ -233,7 +233,7 @@ class LocalWhisper:
         return TranscriptResult(segments=stitch(pieces), engine=self.engine, language=language)
 
     def _transcribe_samples(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None,
-                            pause: float | None, heard_up_to: Callable[[float], None]):
+                            pause: float | None, heard_up_to: Callable[[float], None] = lambda seconds: None):
         if not len(samples):
             return [], language
         pieces, info = self._decode(model, samples, language, vocabulary, heard_up_to)
@@ -249,7 +249,7 @@ class LocalWhisper:
         return segments, info.language
 
     def _decode(self, model, samples: np.ndarray, language: str | None, vocabulary: str | None,
-                heard_up_to: Callable[[float], None]):
+                heard_up_to: Callable[[float], None] = lambda seconds: None):
         pieces, info = model.transcribe(
             samples,
             language=language,
