@@ -29,10 +29,10 @@ def reporter(parts: int = 1, part: int = 0) -> Callable[[float], None]:
         if job is None:
             return
         done = round((part + max(0.0, min(1.0, share))) / parts, 3)
-        if done < job.meta.get(META_KEY, 0.0) + STEP and done < 1.0:
+        last = job.meta.get(META_KEY, 0.0)
+        # Never backwards (a chunk heard again without its hotwords); the end always counts.
+        if done <= last or (done < last + STEP and done < 1.0):
             return
-        if done <= job.meta.get(META_KEY, -1.0):
-            return  # never backwards (a chunk heard again without its hotwords)
         job.meta[META_KEY] = done
         try:
             job.save_meta()
