@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlmodel import select
 
 from models import AuditEvent, ClientMemory
 from tests.portalhelpers import delivered_session
-from tests.test_dashboard import engines_env, page, sign_in
+from tests import test_dashboard
+from tests.test_dashboard import page, sign_in
 
 FORM = re.compile(r'name="commitment" value="([0-9a-f]{16})"><button type="submit" class="small" '
                   r'aria-label="Mark done: ([^"]+)"')
 
 
-@pytest.fixture
-def hs(hs_factory, database_url, zoom_stub, smtp_sink):
-    smtp_sink.clear()
-    return hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url,
-                      **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
+# The dashboard tests' app: SQLite, the Zoom and SMTP stand-ins, the fast engines.
+hs = test_dashboard.hs
 
 
 def test_the_client_marks_a_commitment_done(hs, zoom_stub, smtp_sink):

@@ -5,21 +5,17 @@ and a send job run twice email the client once. And the coach's own player."""
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import select
 
 from models import AuditEvent, ClientMemory, Coach, CoachingSession, OutboundMessage, Summary
-from tests.test_dashboard import csrf, engines_env, page, post, session_row, sign_in
+from tests import test_dashboard
+from tests.test_dashboard import csrf, page, post, session_row, sign_in
 from tests.portalhelpers import body_of, links_in, path_of
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client, post_zoom
 from tests.zoomstub import load_fixture, register_fixture_files
 
-
-@pytest.fixture
-def hs(hs_factory, database_url, zoom_stub, smtp_sink):
-    smtp_sink.clear()
-    return hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url,
-                      **engines_env(PUBLIC_BASE_URL="http://holdspace.test"))
+# The dashboard tests' app: SQLite, the Zoom and SMTP stand-ins, the fast engines.
+hs = test_dashboard.hs
 
 
 def recorded_in_review_mode(hs, zoom_stub):

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from models import CoachingSession
 from tests.portalhelpers import body_of, links_in
-from tests.zoomhelpers import CLIENT_EMAIL, COACH_ZOOM_ID, post_zoom
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_ZOOM_ID, coach_and_client, post_zoom
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_AUDIO = ROOT / "demo" / "session.m4a"
@@ -205,6 +205,15 @@ def deliver_recording(hs, zoom_stub, smtp_sink, **recording) -> str:
     delivered; returns the session link from the email the client got, as emailed."""
     post_recording(hs, zoom_stub, "delivered", **recording)
     return emailed_link(smtp_sink, "/s/")
+
+
+def coach_after_a_delivery(hs, zoom_stub, smtp_sink) -> tuple[str, str]:
+    """A coach and their consenting client with one session delivered and the client's
+    email read, so the sink holds only what comes next: (coach id, client id)."""
+    coach_id, client_id = coach_and_client(hs)
+    deliver_recording(hs, zoom_stub, smtp_sink)
+    smtp_sink.clear()
+    return coach_id, client_id
 
 
 def emailed_link(smtp_sink, kind: str) -> str:

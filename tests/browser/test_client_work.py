@@ -10,18 +10,16 @@ from sqlmodel import select
 from models import Client, Consent, DeletionReceipt, Link
 from portal.coach import login_link
 from tests.browser.pages import WIDTHS
-from tests.browser.support import deliver_recording
+from tests.browser.support import coach_after_a_delivery
 from tests.portalhelpers import body_of
-from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL
 
 NEW_EMAIL = "sam.new@client.test"
 
 
 @pytest.mark.parametrize("width", sorted(WIDTHS))
 def test_clients_added_consented_revoked_and_deleted(hs, zoom_stub, smtp_sink, browse, width):
-    coach_id, robin = coach_and_client(hs)
-    deliver_recording(hs, zoom_stub, smtp_sink)
-    smtp_sink.clear()
+    coach_id, robin = coach_after_a_delivery(hs, zoom_stub, smtp_sink)
     tab = browse(viewport=WIDTHS[width])
     page = tab.page
     tab.goto(login_link(hs.rt, coach_id))

@@ -12,7 +12,7 @@ from sqlmodel import select
 from models import Coach, Summary
 from portal.coach import login_link
 from tests.browser.pages import WIDTHS, looked_at
-from tests.browser.support import deliver_recording, post_recording
+from tests.browser.support import coach_after_a_delivery, deliver_recording, post_recording
 from tests.portalhelpers import body_of
 from tests.zoomhelpers import CLIENT_EMAIL, coach_and_client
 
@@ -63,9 +63,7 @@ def test_client_pages(hs, zoom_stub, smtp_sink, browse, width):
 
 
 def test_coach_pages_and_the_days_work(hs, zoom_stub, smtp_sink, browse, width):
-    coach_id, client_id = coach_and_client(hs)
-    deliver_recording(hs, zoom_stub, smtp_sink)
-    smtp_sink.clear()
+    coach_id, client_id = coach_after_a_delivery(hs, zoom_stub, smtp_sink)
     tab = browse(viewport=WIDTHS[width])
     page = tab.page
 
