@@ -179,6 +179,21 @@ def make_env(tmp_path, database_url, redis_url, *, zoom_stub=None, storage_url=N
     return env
 
 
+def burst(queues, redis, **options) -> None:
+    """A real RQ worker in this process until `queues` are empty. The worker installs its own
+    SIGINT and SIGTERM handlers and leaves them behind; they are put back afterwards, or the
+    SIGINT execnet sends a test process whose teardown outlasts five seconds would reach a
+    worker long finished (its StopRequested raised in whatever code runs then)."""
+    import signal
+    from rq import SimpleWorker
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        SimpleWorker(queues, connection=redis).work(burst=True, logging_level="WARNING", **options)
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+
+
 class Holdspace:
     """One app built from an environment, with handles the tests use."""
 
@@ -208,7 +223,6 @@ class Holdspace:
         scheduler would. An ingest job that the run itself puts off by two seconds or less (a
         download's backoff or Retry-After in tests) is waited for and run too."""
         import time as _time
-        from rq import SimpleWorker
         from rq.registry import ScheduledJobRegistry
         from rq.exceptions import InvalidJobOperation
         from rq.job import Job
@@ -220,7 +234,7 @@ class Holdspace:
                 except InvalidJobOperation:
                     pass  # moved on meanwhile: it is queued already
         for _ in range(50):
-            SimpleWorker(self.rt.queues, connection=self.rt.redis).work(burst=True, logging_level="WARNING")
+            burst(self.rt.queues, self.rt.redis)
             short = []
             registry = ScheduledJobRegistry(queue=self.rt.queue("ingest"))
             for job_id in registry.get_job_ids():

@@ -17,6 +17,7 @@ from sqlmodel import select
 from models import Asset, CoachingSession, GoogleConnection, Transcript, utcnow
 from tests.googlestub import (CLIENT_EMAIL, CLIENT_USER, COACH_EMAIL, COACH_USER, CONFERENCE, PUBSUB_TOPIC,
                               RECORDING, TRANSCRIPT, GoogleStub, SeededBlob, make_push)
+from tests.conftest import burst
 from tests.portalhelpers import links_in, path_of
 
 DRIVE_FILE = "1MeetRecordingDriveFileId0001"
@@ -151,8 +152,7 @@ def test_large_recording_streams_with_flat_memory(hs, google_stub):
     push(hs, google_stub, conn, "google.workspace.meet.recording.v2.fileGenerated",
          {"recording": {"name": RECORDING}})
     tracemalloc.start()
-    from rq import SimpleWorker
-    SimpleWorker([hs.rt.queue("ingest")], connection=hs.rt.redis).work(burst=True, logging_level="WARNING")
+    burst([hs.rt.queue("ingest")], hs.rt.redis)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     with hs.db() as db:

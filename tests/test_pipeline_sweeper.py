@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq import SimpleWorker
 from sqlmodel import select
 
 from models import Asset, CoachingSession, utcnow
+from tests.conftest import burst
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
 from workers import coaching
 from workers.pipeline import sweep_stalled
@@ -16,7 +16,7 @@ from workers.pipeline import sweep_stalled
 
 def ingest_only(hs) -> None:
     """Run the ingest queue alone: sessions are stored and their next steps queued, not run."""
-    SimpleWorker([hs.rt.queue("ingest")], connection=hs.rt.redis).work(burst=True, logging_level="WARNING")
+    burst([hs.rt.queue("ingest")], hs.rt.redis)
 
 
 def states(hs) -> dict[str, str]:

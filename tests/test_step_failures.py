@@ -19,6 +19,7 @@ import pytest
 from sqlmodel import select
 
 from models import Asset, CoachingSession, Summary, Transcript
+from tests.conftest import burst
 from tests.zoomhelpers import COACH_EMAIL, CLIENT_EMAIL, audio_recording, coach_and_client, post_zoom
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,17 +141,15 @@ def test_a_summariser_answering_nonsense_fails_the_session_after_its_retries(
 
 def test_a_delivery_that_cannot_be_written_fails_the_session_and_sends_nothing(
         hs_factory, database_url, zoom_stub, smtp_sink):
-    from rq import SimpleWorker
     smtp_sink.clear()
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, TRANSCRIBE_ENGINE="local",
                     SUMMARY_ENGINE="offline")
     coach_and_client(hs)
     assert post_zoom(hs.http, audio_recording(zoom_stub, DEMO_AUDIO.read_bytes())).status_code == 200
     # Ingest, transcription and summary, one job at a time, stopping before delivery.
-    SimpleWorker([hs.rt.queue("ingest")], connection=hs.rt.redis).work(burst=True, logging_level="WARNING")
+    burst([hs.rt.queue("ingest")], hs.rt.redis)
     for _ in range(2):
-        SimpleWorker([hs.rt.queue("default")], connection=hs.rt.redis).work(
-            burst=True, max_jobs=1, logging_level="WARNING")
+        burst([hs.rt.queue("default")], hs.rt.redis, max_jobs=1)
     with hs.db() as db:
         summary = db.exec(select(Summary)).one()
         # A row no version of the summariser writes: delivery meets what it cannot render.
