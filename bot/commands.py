@@ -12,6 +12,7 @@ from typing import Callable
 
 from workers import coaching
 from workers.coaching import CoachError
+from workers.coach_sign_in import login_link
 
 
 @dataclass(frozen=True)
@@ -176,10 +177,6 @@ def retry(rt, coach_id, args, actor) -> str:
 
 
 def dashboard(rt, coach_id, args, actor) -> str:
-    try:
-        from portal.coach import login_link
-    except ImportError:
-        raise CoachError("The dashboard is not available.") from None
     return f"Your dashboard (this sign-in link works once, for 15 minutes): {login_link(rt, coach_id)}"
 
 
@@ -192,7 +189,6 @@ def connect(rt, coach_id, args, actor) -> str:
     page = _CONNECT_PAGES.get((args[:1] or [""])[0].lower())
     if page is None:
         raise CoachError("Usage: /holdspace connect zoom | connect google")
-    from portal.coach import login_link
     path, label = page
     return f"{label} from your dashboard (this sign-in link works once, for 15 minutes): " + login_link(
         rt, coach_id, next_path=path)

@@ -1,8 +1,8 @@
 """`POST /slack/commands`: verify Slack's signature (slack_sdk's verifier), find the coach
 behind the Slack user (and, with many workspaces, check it is theirs), and answer within
 Slack's 3 seconds — slow commands are acknowledged and their answer is posted to
-`response_url` by a worker. The install (bot/install.py) and the Events API (bot/events.py)
-join this blueprint."""
+`response_url` by a worker. The Events API (bot/events.py) joins this blueprint; the
+"Add to Slack" install is a browser's, in portal/slack_install.py."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot import commands, events, install
+from bot import commands, events
 from bot.signature import signed_request
 from workers import slack_installs
 
 log = logging.getLogger(__name__)
 bp = Blueprint("slack_bot", __name__)
-bp.register_blueprint(install.bp)
 bp.register_blueprint(events.bp)
 
 

@@ -110,7 +110,7 @@ def run_demo(base_rt, create_app, serve: bool = False) -> int:
             say(f"   {link}")
         else:
             say("No session email reached the client (see the states above).")
-        from portal.coach import LOGIN_TTL_SECONDS, login_link
+        from workers.coach_sign_in import LOGIN_TTL_SECONDS, login_link
         say(f"{COACH[1]}'s dashboard, by a sign-in link that works once, within "
             f"{LOGIN_TTL_SECONDS // 60} minutes:")
         say(f"   {login_link(rt, coach_id)}")

@@ -18,3 +18,5 @@ def register(app: Flask) -> None:
     import portal.slack_link  # noqa: F401
     import portal.zoom_connect  # noqa: F401  (and the Zoom pages)
     app.register_blueprint(coach_dashboard)
+    from portal.slack_install import bp as slack_install  # "Add to Slack", in the browser
+    app.register_blueprint(slack_install)

@@ -14,7 +14,6 @@ from functools import wraps
 
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from sqlmodel import func, select
 
@@ -25,6 +24,9 @@ from models.db import session_scope
 from portal.security import harden
 from workers import briefing as briefings
 from workers import coaching, notify
+from workers.coach_sign_in import (LOGIN_TTL_SECONDS, SESSION_LIFETIME, LinkExpired, NotALink, claim,
+                                   close_web_session, login_link, open_web_session, read_link, safe_next,
+                                   web_session_is)
 from workers.coaching import CoachError
 from workers.delivery import render as render_email
 from workers.sessions import may
@@ -40,14 +42,9 @@ COACH_SCOPE_LABELS = {
 bp = Blueprint("coach", __name__, url_prefix="/coach", template_folder="templates",
                static_folder="static", static_url_path="/static")
 
-LOGIN_SALT = "holdspace.coach-login"
-LOGIN_TTL_SECONDS = 15 * 60
-SESSION_LIFETIME = timedelta(hours=12)
-AUTH_PATH = "/coach/auth/"
 AUDIT_PAGE_SIZE = 50
 # Pages anyone may open; every other endpoint needs a signed-in coach.
 PUBLIC = frozenset({"coach.login", "coach.login_post", "coach.auth", "coach.static"})
-_SAFE_NEXT = re.compile(r"/coach(?:/[A-Za-z0-9_\-/]*)?")
 
 
 def _rt():
@@ -66,34 +63,11 @@ def _configure(state):
 
 # --- sign-in ---------------------------------------------------------------------------------
 
-def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=LOGIN_SALT)
-
-
-def login_link(rt, coach_id: str, next_path: str | None = None) -> str:
-    """A one-time sign-in URL for this coach, valid 15 minutes (the email, Slack's "open the
-    dashboard"). `next_path` (a /coach page) is where it lands."""
-    payload = {"c": coach_id, "n": secrets.token_urlsafe(18)}
-    if next_path and _SAFE_NEXT.fullmatch(next_path):
-        payload["next"] = next_path
-    return f"{rt.settings.public_base_url}{AUTH_PATH}{_serializer(rt.settings.secret_key).dumps(payload)}"
-
-
-def _web_session_key(sid: str) -> str:
-    return f"holdspace:coach-web-session:{sid}"
-
-
-def _signed_in_coach():
-    """The coach of this browser session, or None. The cookie names a server-side session in
-    Redis, so signing out (or a Redis flush) ends it everywhere, not only in this browser."""
+def signed_in_coach():
+    """The coach of this browser session, or None: the cookie names a server-side web session
+    (workers/coach_sign_in.py), which must still be open and theirs."""
     coach_id, sid = session.get("coach_id"), session.get("sid")
-    if not (isinstance(coach_id, str) and isinstance(sid, str)):
-        return None
-    try:
-        stored = _rt().redis.get(_web_session_key(sid))
-    except Exception:  # noqa: BLE001 - without Redis no one is signed in
-        return None
-    if stored is None or stored.decode() != coach_id:
+    if not (isinstance(coach_id, str) and isinstance(sid, str)) or not web_session_is(_rt(), sid, coach_id):
         return None
     with session_scope(_rt().engine) as db:
         return q.coach_by_id(db, coach_id)
@@ -116,10 +90,9 @@ def _guard():
     if request.endpoint == "coach.static":
         g.coach = None
         return None
-    g.coach = _signed_in_coach()
+    g.coach = signed_in_coach()
     if request.endpoint not in PUBLIC and g.coach is None:
-        wanted = request.path if (request.method == "GET" and request.path != bp.url_prefix
-                                  and _SAFE_NEXT.fullmatch(request.path)) else None
+        wanted = safe_next(request.path) if request.method == "GET" and request.path != bp.url_prefix else None
         return redirect(url_for("coach.login", next=wanted), 303)
     if request.method == "POST":
         sent, expected = request.form.get("csrf_token", ""), session.get("csrf")
@@ -165,8 +138,7 @@ def login():
 
 
 def _next_arg(values) -> str | None:
-    wanted = values.get("next") or ""
-    return wanted if _SAFE_NEXT.fullmatch(wanted) else None
+    return safe_next(values.get("next"))
 
 
 @bp.post("/login")
@@ -201,21 +173,17 @@ def _not_a_link():
 def auth(token):
     rt = _rt()
     try:
-        data = _serializer(rt.settings.secret_key).loads(token, max_age=LOGIN_TTL_SECONDS)
-    except SignatureExpired:
+        data = read_link(rt.settings.secret_key, token)
+    except LinkExpired:
         abort(410, "That sign-in link has expired. Ask for a new one.")
-    except BadSignature:
-        return _not_a_link()
-    if not (isinstance(data, dict) and isinstance(data.get("c"), str) and isinstance(data.get("n"), str)):
+    except NotALink:
         return _not_a_link()
     with session_scope(rt.engine) as db:
         coach = q.coach_by_id(db, data["c"])
         if coach is None:
             return _not_a_link()
-        # Single use: the first redemption claims the nonce for longer than the link lives.
         try:
-            first = rt.redis.set(f"holdspace:coach-login-used:{data['n']}", 1, nx=True,
-                                 ex=LOGIN_TTL_SECONDS + 60)
+            first = claim(rt, data["n"])
         except Exception:  # noqa: BLE001 - without Redis a link cannot be kept to one use
             return render_template("coach/message.html", title="Try again in a moment",
                                    message="Signing in is unavailable for a moment. The link still works: "
@@ -225,18 +193,15 @@ def auth(token):
         audit.record(db, f"coach:{coach.id}", "coach.signed_in", f"coach:{coach.id}",
                      coach_id=coach.id, ip=_ip())
         coach_id = coach.id
-    sid = secrets.token_urlsafe(24)
     try:
-        rt.redis.set(_web_session_key(sid), coach_id, ex=int(SESSION_LIFETIME.total_seconds()))
+        sid = open_web_session(rt, coach_id)
     except Exception:  # noqa: BLE001
         return render_template("coach/message.html", title="Try again in a moment",
                                message="Signing in is unavailable for a moment. Ask for a new link shortly."), 503
     session.clear()
     session.permanent = True
     session.update(coach_id=coach_id, sid=sid, csrf=secrets.token_urlsafe(32))
-    target = data.get("next")
-    return redirect(target if isinstance(target, str) and _SAFE_NEXT.fullmatch(target)
-                    else url_for("coach.dashboard"), 303)
+    return redirect(safe_next(data.get("next")) or url_for("coach.dashboard"), 303)
 
 
 @bp.post("/logout")
@@ -244,7 +209,7 @@ def logout():
     sid = session.get("sid")
     if isinstance(sid, str):
         try:
-            _rt().redis.delete(_web_session_key(sid))
+            close_web_session(_rt(), sid)
         except Exception:  # noqa: BLE001 - the cookie is cleared below either way
             pass
     session.clear()

@@ -379,8 +379,8 @@ class World:
         if not all(self._live(p) for p in ("session", "journey", "consent")):
             self._mend_links()
             mended = True
-        from portal.coach import _web_session_key
-        if rt.redis.get(_web_session_key(self.sid)) != self.coach_id.encode():
+        from workers.coach_sign_in import web_session_is
+        if not web_session_is(rt, self.sid, self.coach_id):
             self._sign_in()
             mended = True
         if rt.redis.exists(f"holdspace:coach-login-used:{self._login_nonce()}"):
@@ -389,7 +389,7 @@ class World:
         self.mends += mended
 
     def _login_nonce(self) -> str:
-        from portal.coach import _serializer
+        from workers.coach_sign_in import _serializer
         return _serializer(self.hs.rt.settings.secret_key).loads(self.login_token)["n"]
 
     # values for Refs

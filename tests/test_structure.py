@@ -164,6 +164,35 @@ def test_no_import_cycles_among_our_modules_or_packages():
     assert cycles(packages) == []
 
 
+
+# DESIGN.md's map: which of our packages each may import. The entry points (webhooks, the Slack
+# command, the pages) call workers/ and read models/, never one another; workers/ orchestrates;
+# models/, vault/ and integrations/ stand on their own.
+MAY_IMPORT = {
+    "models": set(), "vault": set(), "integrations": set(), "config": {"vault"},
+    "workers": {"config", "models", "vault", "integrations"},
+    "webhooks": {"config", "models", "workers", "integrations"},
+    "bot": {"config", "models", "workers", "integrations"},
+    "portal": {"config", "models", "workers", "vault", "integrations"},
+    "demo": {"config", "models", "workers", "vault", "integrations"},
+}
+# Web frameworks are for the entry points: the layers below know nothing of a request.
+NO_FLASK = ("models", "vault", "integrations", "workers")
+
+
+def test_each_package_imports_only_the_layers_below_it():
+    graph = import_graph(our_sources())
+    crossings = sorted(f"{module} -> {dep}" for module, deps in graph.items() for dep in deps
+                       if module.split(".")[0] in MAY_IMPORT and dep.split(".")[0] != module.split(".")[0]
+                       and dep.split(".")[0] not in MAY_IMPORT[module.split(".")[0]])
+    assert crossings == []
+    flask_users = sorted(str(p.relative_to(ROOT)) for p in our_modules() if p.relative_to(ROOT).parts[0] in NO_FLASK
+                         and any(isinstance(n, (ast.Import, ast.ImportFrom)) and "flask" in
+                                 ([a.name.split(".")[0] for a in n.names] if isinstance(n, ast.Import)
+                                  else [(n.module or "").split(".")[0]])
+                                 for n in ast.walk(ast.parse(p.read_text()))))
+    assert flask_users == []
+
 def test_the_cycle_check_finds_a_lazy_cycle():
     sources = {"a": "import b\n", "b": "def f():\n    from a import x\n", "a.x": "", "c": "from a import x\n"}
     graph = import_graph(sources)

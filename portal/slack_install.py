@@ -13,6 +13,7 @@ from flask import Blueprint, abort, current_app, make_response, redirect, reques
 from slack_sdk.oauth import OAuthStateUtils, RedirectUriPageRenderer
 
 from integrations.slack import SlackError, SlackUnreachable
+from portal.coach import signed_in_coach
 from portal.security import harden
 from workers import slack_installs
 
@@ -48,9 +49,8 @@ def _failed(reason: str, status: int):
 @bp.get(slack_installs.INSTALL_PATH)
 def install():
     rt = _configured()
-    from portal.coach import _signed_in_coach
     # A coach signed in to the dashboard who begins the install is linked to the installer.
-    coach = _signed_in_coach()
+    coach = signed_in_coach()
     state = slack_installs.state_store(rt).issue(coach_id=coach.id if coach else None)
     response = redirect(slack_installs.install_url(rt, state), 302)
     response.set_cookie(_cookies.cookie_name, state, max_age=_cookies.expiration_seconds,
