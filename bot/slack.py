@@ -41,7 +41,7 @@ def _first_delivery(rt, signature: str) -> bool:
 @bp.post("/slack/commands")
 def slash_command():
     rt = current_app.extensions["holdspace"]
-    body, refusal = signed_request(rt)
+    _, refusal = signed_request(rt)  # the form is read from request.form below
     if refusal:
         return refusal
     if not _first_delivery(rt, request.headers.get("X-Slack-Signature", "")):
