@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import select
 
 from models import Coach, Link, utcnow
-from tests.portalhelpers import body_of, delivered_session, path_of
-from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL
+from tests.portalhelpers import delivered_session, path_of
+from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, coach_and_client, post_zoom
+from tests.zoomstub import load_fixture, register_fixture_files
 
 HREF = re.compile(r'href="(http[^"]+)"')
 
@@ -109,3 +110,21 @@ def test_a_coach_name_with_commas_and_accents_survives_the_header(hs, zoom_stub,
     hs.drain()
     (mail,) = [m for m in smtp_sink.to(CLIENT_EMAIL) if "asks for your consent" in m["Subject"]]
     assert sender(mail) == ("Zoë Ångström, PhD via holdspace", "mail@practice.test")
+
+
+def test_the_session_email_names_the_day_as_the_coach_lived_it(hs, zoom_stub, smtp_sink):
+    # The fixture's meeting starts at 07:30 UTC on Wednesday 15 May 2024: still the evening
+    # of Tuesday 14 May for a coach in Pago Pago (UTC-11), which is the day the client was there.
+    coach_id, _ = coach_and_client(hs, scopes="record,share_with_client")
+    with hs.db() as db:
+        coach = db.get(Coach, coach_id)
+        coach.time_zone = "Pacific/Pago_Pago"
+        db.commit()
+    payload, body = load_fixture("recording_completed_audio_only", zoom_stub.base_url)
+    assert payload["payload"]["object"]["start_time"] == "2024-05-15T07:30:00Z"
+    register_fixture_files(zoom_stub, payload)
+    assert post_zoom(hs.http, body).status_code == 200
+    hs.drain()
+    (mail,) = [m for m in smtp_sink.to(CLIENT_EMAIL) if "Your session with" in m["Subject"]]
+    assert mail["Subject"] == "Your session with Casey Coach on Tuesday 14 May 2024"
+    assert "Tuesday 14 May 2024" in parts(mail)["text/plain"] and "Wednesday" not in parts(mail)["text/plain"]

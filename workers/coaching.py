@@ -257,7 +257,7 @@ def resend(rt, coach_id: str, session_id: str, *, actor: str) -> str:
         notify.queue_message(
             db, rt, key=f"resend:{link.id}", channel="email", recipient=client.email, coach_id=coach_id,
             client_id=client.id,
-            subject=f"Your session with {coach.name} on {when_of(session)}",
+            subject=f"Your session with {coach.name} on {when_of(session, coach)}",
             body=render("fresh_link.txt", **context), html=render("fresh_link.html", **context))
         name = client.name
     return f"Sent {name} a fresh link to that session."

@@ -36,8 +36,12 @@ def summary_lines(client_tier: dict, limit: int = 3) -> list[str]:
     return lines[:limit]
 
 
-def when_of(session: CoachingSession) -> str:
-    return session.started_at.strftime("%A %-d %B %Y") if session.started_at else "your last session"
+def when_of(session: CoachingSession, coach) -> str:
+    """The session's day for the client's email. An email has no browser to ask for the
+    client's zone; the coach's is the nearest known, and the day as the two of them lived it."""
+    if not session.started_at:
+        return "your last session"
+    return notify.local_time(session.started_at, coach.time_zone, "%A %-d %B %Y", named=False)
 
 
 @sessions.step("delivery")
@@ -65,10 +69,10 @@ def deliver_session(session_id: str) -> str:
             links.issue(db, s.secret_key, coach_id=coach.id, client_id=client.id, purpose="journey",
                         ttl_seconds=s.link_ttl_seconds)
         url = links.url_of(link, "s")
-        context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session),
+        context = dict(client_name=client.name, coach_name=coach.name, when=when_of(session, coach),
                        lines=lines, link=url, ttl_days=max(1, s.link_ttl_seconds // 86400),
                        consent_link=consent_placeholder(db, rt, coach.id, client.id))
-        subject = f"Your session with {coach.name} on {when_of(session)}"
+        subject = f"Your session with {coach.name} on {when_of(session, coach)}"
         notify.queue_message(
             db, rt, key=f"session-email:{session.id}", channel="email", recipient=client.email,
             subject=subject, body=render("session_delivered.txt", **context),

@@ -22,15 +22,16 @@ from workers.runtime import current
 log = logging.getLogger(__name__)
 
 
-def local_time(moment, zone: str | None, form: str = "%-d %b %Y, %H:%M") -> str:
-    """A moment (naive means UTC) as a coach reads it: in their time zone, the zone named.
-    A zone this machine does not know gives UTC, named as such."""
+def local_time(moment, zone: str | None, form: str = "%-d %b %Y, %H:%M", *, named: bool = True) -> str:
+    """A moment (naive means UTC) as a coach reads it: in their time zone, the zone named
+    (unless `named` is false: a bare day needs no zone). A zone this machine does not know
+    gives UTC, named as such."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     try:
         local = aware.astimezone(ZoneInfo(zone or "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         local = aware.astimezone(timezone.utc)
-    return f"{local.strftime(form)} {local.tzname()}"
+    return f"{local.strftime(form)} {local.tzname()}" if named else local.strftime(form)
 
 
 def when(session, coach) -> str:
