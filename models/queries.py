@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from models import sealing
-from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping,
+from models.tables import (Asset, Client, Coach, CoachingSession, Consent, MeetingMapping, Transcript,
                            ZoomConnection)
 
 
@@ -104,6 +104,11 @@ def mapped_client(db: Session, coach_id: str, platform: str, meeting_id: str) ->
 def session_of(db: Session, coach_id: str, session_id: str) -> CoachingSession | None:
     return db.exec(select(CoachingSession).where(CoachingSession.coach_id == coach_id,
                                                  CoachingSession.id == session_id)).first()
+
+
+def transcript_of(db: Session, coach_id: str, session_id: str) -> Transcript | None:
+    return db.exec(select(Transcript).where(Transcript.coach_id == coach_id,
+                                            Transcript.session_id == session_id)).first()
 
 
 def session_by_platform(db: Session, coach_id: str, platform: str,

@@ -112,8 +112,7 @@ def _session_view(db, link):
 
 
 def _transcript_or_404(db, coach_id: str, session_id: str) -> Transcript:
-    transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach_id,
-                                                  Transcript.session_id == session_id)).first()
+    transcript = q.transcript_of(db, coach_id, session_id)
     if transcript is None:
         abort(404)
     return transcript
@@ -129,8 +128,7 @@ def session_page(token):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "session")
         session, client, coach, media, consent = _session_view(db, link)
-        transcript = db.exec(select(Transcript).where(Transcript.coach_id == link.coach_id,
-                                                      Transcript.session_id == session.id)).first()
+        transcript = q.transcript_of(db, link.coach_id, session.id)
         summary = db.exec(select(Summary).where(Summary.coach_id == link.coach_id,
                                                 Summary.session_id == session.id)).first()
         journey = links.current_journey_link(db, link.coach_id, client.id)
@@ -302,6 +300,11 @@ def captions(token):
         session, _, coach, _, _ = _session_view(db, link)
         transcript = _transcript_or_404(db, coach.id, session.id)
         segments = transcript.segments
+    return captions_of(segments)
+
+
+def captions_of(segments) -> Response:
+    """A transcript as the player's WebVTT captions (the client's page and the coach's)."""
     from workers.transcripts import segments_as_vtt
     return Response(segments_as_vtt(segments), mimetype="text/vtt",
                     headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from sqlmodel import func, select
 
 from models import (CONSENT_SCOPES, AuditEvent, ClientMemory, CoachInsight, CoachingSession, Link,
-                    Summary, Transcript, audit, utcnow)
+                    Summary, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
 from portal.security import harden
@@ -282,8 +282,7 @@ def session_view(session_id):
                                                 Summary.session_id == found.id)).first()
         insight = db.exec(select(CoachInsight).where(CoachInsight.coach_id == coach_id,
                                                      CoachInsight.session_id == found.id)).first()
-        transcript = db.exec(select(Transcript).where(Transcript.coach_id == coach_id,
-                                                      Transcript.session_id == found.id)).first()
+        transcript = q.transcript_of(db, coach_id, found.id)
         assets = q.assets_of_session(db, coach_id, found.id)
         consent = q.active_consent(db, coach_id, client.id) if client else None
         live_links = list(db.exec(select(Link).where(

@@ -8,7 +8,7 @@ from flask import abort, current_app, flash, g, redirect, request, url_for
 
 from models import queries as q
 from models.db import session_scope
-from portal.client import PLAYABLE, stream_media
+from portal.client import PLAYABLE, captions_of, stream_media
 from portal.coach import bp, require_own_session, session_action
 from workers import review
 from workers.coaching import CoachError
@@ -30,6 +30,17 @@ def session_media(session_id):
         if media is None:
             abort(404)
     return stream_media(media)
+
+
+@bp.get("/sessions/<session_id>/captions.vtt")
+def session_captions(session_id):
+    """The transcript as captions for the coach's player on a video."""
+    with session_scope(_rt().engine) as db:
+        transcript = q.transcript_of(db, g.coach.id, session_id)
+        if transcript is None:
+            abort(404)
+        segments = transcript.segments
+    return captions_of(segments)
 
 
 @bp.post("/sessions/<session_id>/summary")

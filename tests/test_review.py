@@ -143,6 +143,7 @@ def test_review_pages_are_the_coachs_own(hs, zoom_stub, smtp_sink):
     for path in (f"/coach/sessions/{s.id}/summary", f"/coach/sessions/{s.id}/send"):
         assert post(http, path, {"overview": "taken over"}, token).status_code == 404
     assert http.get(f"/coach/sessions/{s.id}/media").status_code == 404
+    assert http.get(f"/coach/sessions/{s.id}/captions.vtt").status_code == 404
     hs.drain()
     assert session_row(hs, id=s.id).state == "ready_for_review" and client_mail(smtp_sink) == []
 
@@ -152,7 +153,11 @@ def test_the_coach_plays_the_recording_from_any_timestamp(hs, zoom_stub, smtp_si
     http = sign_in(hs, coach_id)
     view = page(http, f"/coach/sessions/{s.id}")
     assert f'src="/coach/sessions/{s.id}/media"' in view and 'id="player"' in view
-    assert 'class="ts" data-t=' in view and "coach.js" in view
+    # The client's player: ±15 s, speed, and the script that marks and follows the passage.
+    assert 'class="ts" data-t=' in view and "session.js" in view and 'id="ahead-15"' in view
+    captions = http.get(f"/coach/sessions/{s.id}/captions.vtt")
+    assert captions.status_code == 200 and captions.mimetype == "text/vtt"
+    assert captions.get_data(as_text=True).startswith("WEBVTT") and "-->" in captions.get_data(as_text=True)
     whole = http.get(f"/coach/sessions/{s.id}/media")
     part = http.get(f"/coach/sessions/{s.id}/media", headers={"Range": "bytes=10-19"})
     assert whole.status_code == 200 and len(whole.data) > 1000

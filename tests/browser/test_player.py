@@ -223,3 +223,36 @@ def test_journey_issues_a_link_when_none_is_live(hs, zoom_stub, smtp_sink):
     assert opened.status_code == 200 and "Weekly coaching" in opened.get_data(as_text=True)
     assert hs.http.get(path_of(url)).status_code == 410  # the revoked one stays revoked
     assert hs.http.get(journey).get_data(as_text=True).count(href) == 1  # and the new one is reused
+
+
+def test_the_coachs_player_is_the_clients(hs, zoom_stub, smtp_sink, browse, width):
+    """The coach's session page plays the recording with the same player: in view after a
+    timestamp low on the page, the passage marked, ±15 s; and captions on a video."""
+    from models import CoachingSession
+    from workers.coach_sign_in import login_link
+    coach_id, _ = coach_and_client(hs)
+    deliver_recording(hs, zoom_stub, smtp_sink)
+    with hs.db() as db:
+        (session,) = db.exec(select(CoachingSession)).all()
+    tab = browse(viewport=WIDTHS[width])
+    page = tab.page
+    tab.goto(login_link(hs.rt, coach_id, next_path=f"/coach/sessions/{session.id}"))
+    assert page.url == f"{tab.origin}/coach/sessions/{session.id}"
+    settle(page)
+
+    last = page.locator("#segments > li.seg").last
+    last.scroll_into_view_if_needed()
+    last.locator("button.ts").click()
+    page.wait_for_function(f"() => !{PLAYER}.seeking && !{PLAYER}.paused && {PLAYER}.currentTime >= 59.8")
+    assert player_on_screen(page), "the coach's player is off screen after a timestamp low on the page"
+    page.wait_for_function("() => document.querySelector('#segments li.playing') !== null")
+    assert playing_index(page) == passage_at(page, now_at(page)) == 10
+    page.evaluate(f"() => {PLAYER}.pause()")
+    page.evaluate(f"() => {{ {PLAYER}.currentTime = 30; }}")
+    settle(page)
+    page.get_by_role("button", name="back 15 seconds").click()
+    settle(page)
+    assert now_at(page) == approx(15, abs=0.5)
+    looked_at(tab, "coach-session-player")
+    media = hs.requests.from_browser(f"/coach/sessions/{session.id}/media")
+    assert media and all(h.status in (200, 206) for h in media), media
