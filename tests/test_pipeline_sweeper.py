@@ -11,6 +11,7 @@ from models import Asset, CoachingSession, utcnow
 from tests.conftest import burst
 from tests.zoomhelpers import CLIENT_EMAIL, COACH_EMAIL, audio_recording, coach_and_client, post_zoom
 from workers import coaching
+from workers.coach_sign_in import login_link
 from workers.pipeline import sweep_stalled
 
 
@@ -136,7 +137,6 @@ def test_a_download_that_ended_in_an_unexpected_error_fails_the_session(hs_facto
 
 def test_a_stalled_session_needs_attention_on_the_dashboard_and_in_slack(hs_factory, database_url, zoom_stub,
                                                                          smtp_sink):
-    from portal.coach import login_link
     from tests.test_slack import SECRET, reply, slash, with_slack_coach
     smtp_sink.clear()
     hs = hs_factory(database_url, zoom_stub=zoom_stub, smtp_url=smtp_sink.url, SESSION_STALL_SECONDS=0,
@@ -146,14 +146,19 @@ def test_a_stalled_session_needs_attention_on_the_dashboard_and_in_slack(hs_fact
     ingest_only(hs)
     ((session_id, state),) = states(hs).items()
     assert state == "stored"
-    # While its step is queued, it is only working: nothing needs the coach.
+    # While its step is queued, it is only working: nothing needs the coach, and the dashboard
+    # says what comes next.
     assert coaching.needs_attention(hs.rt, coach_id) == []
+    browser = hs.app.test_client()
+    browser.get("/" + login_link(hs.rt, coach_id).split("/", 3)[3])
+    page = browser.get("/coach").get_data(as_text=True)
+    assert "Needs attention" not in page
+    assert f'id="working-{session_id}"' in page and "stored, encrypted; the transcript comes next" in page
 
     hs.rt.redis.flushall()  # the queued step is lost
     (attention,) = coaching.needs_attention(hs.rt, coach_id)
     assert attention.session.id == session_id and "stalled while stored" in attention.reason
-    browser = hs.app.test_client()
-    browser.get("/" + login_link(hs.rt, coach_id).split("/", 3)[3])
+    browser.get("/" + login_link(hs.rt, coach_id).split("/", 3)[3])  # the flush ended the sign-in too
     page = browser.get("/coach").get_data(as_text=True)
     assert "Needs attention" in page and f'id="retry-{session_id}"' in page and "stalled while stored" in page
     assert 'id="retry"' in browser.get(f"/coach/sessions/{session_id}").get_data(as_text=True)

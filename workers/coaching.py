@@ -380,13 +380,26 @@ def needs_attention(rt, coach_id: str, limit: int = 50, now=None) -> list[Attent
     return out[:limit]
 
 
+# Sessions being worked on, each with what holdspace does next (nothing is asked of the coach).
+_UNDER_WAY = {
+    SessionState.received.value: "received; the recording is fetched next",
+    SessionState.fetching.value: "fetching the recording",
+    SessionState.stored.value: "stored, encrypted; the transcript comes next",
+    SessionState.transcribing.value: "transcribing; the summary comes next",
+    SessionState.summarising.value: "summarising; then {after}",
+}
+_AFTER_SUMMARY = {"review": "it waits for your review", "auto": "the client is emailed their link"}
+
+
 def under_way(rt, coach_id: str, limit: int = 20, now=None) -> list[Attention]:
-    """Sessions being worked on now."""
+    """Sessions being worked on now, each with what comes next; a transcription with the
+    share heard so far."""
     with session_scope(rt.engine) as db:
         working = _sessions_in(db, coach_id, list(PROCESSING + INGESTING), limit,
                                oldest_first=True)
+        after = _AFTER_SUMMARY.get(q.coach_by_id(db, coach_id).delivery_mode, _AFTER_SUMMARY["auto"])
     from workers.pipeline import transcription_progress
-    return [Attention(s, s.state.replace("_", " "), "wait",
+    return [Attention(s, _UNDER_WAY[s.state].format(after=after), "wait",
                       transcription_progress(rt, s.id) if s.state == SessionState.transcribing.value else None)
             for s in working if not is_stalled(rt, s, now)]
 
