@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timezone
 
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlmodel import select
@@ -33,6 +34,14 @@ def to_you_filter(text: str) -> str:
     """The client's own first-person words on their page, addressed to them ("my" → "your")."""
     from workers.summaries.text import to_you
     return to_you(text or "")
+
+
+@bp.app_template_filter("utc_moment")
+def utc_moment(moment) -> str:
+    """A stored (naive, UTC) moment as ISO 8601 with its zone, for the browser to place in
+    the reader's own zone (static/local_time.js)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
 
 PLAYABLE = ("video", "audio")
 ERRORS = {

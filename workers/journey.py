@@ -10,8 +10,10 @@ from workers.commitments import key_of
 
 def journey_view(sessions, summaries: dict[str, dict], memory: dict) -> dict:
     ordered = sorted(sessions, key=lambda s: s.started_at or s.created_at)
-    dates = {s.id: (s.started_at or s.created_at).strftime("%-d %b %Y") for s in ordered}
-    rows = [{"id": s.id, "date": dates[s.id], "topic": s.topic,
+    # Each date as UTC reads it, and the moment itself: the page shows it in the reader's zone.
+    moments = {s.id: s.started_at or s.created_at for s in ordered}
+    dates = {sid: at.strftime("%-d %b %Y") for sid, at in moments.items()}
+    rows = [{"id": s.id, "date": dates[s.id], "at": moments[s.id], "topic": s.topic,
              "overview": (summaries.get(s.id) or {}).get("overview", "")} for s in ordered]
 
     commitments = []
@@ -20,7 +22,8 @@ def journey_view(sessions, summaries: dict[str, dict], memory: dict) -> dict:
         closed = (c.get("closed_by") or {}).get("session_id")
         commitments.append({"key": key_of(c), "text": c.get("what", ""), "status": c.get("status", "open"),
                             "since": dates.get(made, "an earlier session"),
-                            "closed": dates.get(closed) if closed else None, "made_in": made,
+                            "since_at": moments.get(made), "closed": dates.get(closed) if closed else None,
+                            "closed_at": moments.get(closed) if closed else None, "made_in": made,
                             "closed_in": closed})
     themes = sorted(({"name": t.get("name", ""), "count": len(set(t.get("session_ids") or []))}
                      for t in memory.get("themes") or []), key=lambda t: (-t["count"], t["name"]))
@@ -49,7 +52,7 @@ def _chart(rows, commitments, width=320, height=120):
     for i, r in enumerate(rows):
         h_made, h_done = plot_h * made[r["id"]] / top, plot_h * done[r["id"]] / top
         x = i * slot + (slot - bar_w) / 2
-        bars.append({"x": round(x, 1), "w": round(bar_w, 1), "label": r["date"].rsplit(" ", 1)[0],
+        bars.append({"x": round(x, 1), "w": round(bar_w, 1), "label": r["date"].rsplit(" ", 1)[0], "at": r["at"],
                      "show_label": i % step == 0, "made": made[r["id"]], "done": done[r["id"]],
                      "y_made": round(plot_h - h_made, 1), "h_made": round(h_made, 1),
                      "y_done": round(plot_h - h_done, 1), "h_done": round(h_done, 1)})

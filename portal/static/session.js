@@ -3,13 +3,6 @@
 (function () {
   "use strict";
   var player = document.getElementById("player");
-  // Times are sent in UTC and shown in the reader's own zone, as their browser knows it.
-  Array.prototype.forEach.call(document.querySelectorAll("time.local[datetime]"), function (el) {
-    var when = new Date(el.getAttribute("datetime"));
-    if (isNaN(when.getTime())) { return; }
-    el.textContent = when.toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long",
-      year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
-  });
   document.addEventListener("click", function (ev) {
     var button = ev.target.closest ? ev.target.closest("button.ts") : null;
     if (!button || !player) { return; }

@@ -171,3 +171,23 @@ def test_journey_link_opens_the_journey(hs, zoom_stub, smtp_sink, browse):
             page.locator("ol.sessions > li a").nth(i).click()
         assert nav.value.status == 200 and "/s/" in page.url
         assert page.locator("h1").inner_text() == topic
+
+
+def test_dates_are_read_in_the_readers_own_zone(hs, zoom_stub, smtp_sink, browse):
+    # A session at 10:00 UTC on Monday 2 November is Sunday evening in Pago Pago (UTC-11): a
+    # client there reads Sunday 1 November on every client page, from the session to the chart.
+    coach_and_client(hs)
+    url = deliver_recording(hs, zoom_stub, smtp_sink, start_time="2026-11-02T10:00:00Z")
+    tab = browse(timezone_id="Pacific/Pago_Pago", locale="en-GB")
+    page = tab.page
+    sent = tab.goto(url).text()
+    assert "Monday 2 November 2026, 10:00 UTC" in sent  # what is sent: UTC, as the fallback
+    header = page.locator("time[data-local=moment]").inner_text()
+    assert "Sunday" in header and "1 November 2026" in header and "23:00" in header, header
+    with page.expect_navigation():
+        page.click("#journey")
+    assert page.locator("ol.sessions time").all_inner_texts() == ["1 Nov 2026"]
+    assert page.locator("#commitments-chart text").evaluate_all("ts => ts.map(t => t.textContent)") == ["1 Nov"]
+    assert set(page.locator("table.chart-data time").all_inner_texts()) == {"1 Nov"}
+    since = page.locator("ul.commitments time").all_inner_texts()
+    assert since and set(since) == {"1 Nov 2026"}, since

@@ -58,4 +58,7 @@ def test_payloads_render_inert(hs, zoom_stub, smtp_sink, browse, which):
     # escaping means there is nothing for it to block.
     assert tab.refused() == []
     assert page.evaluate(INJECTED) == 0
-    assert page.evaluate("document.scripts.length") <= 1  # session.js at most
+    # Only our own scripts: local_time.js on every client page, session.js on a session's.
+    ours = {"/static/portal/local_time.js", "/static/portal/session.js"}
+    scripts = page.evaluate("() => [...document.scripts].map(s => new URL(s.src || 'inline:', location).pathname)")
+    assert scripts and set(scripts) <= ours, scripts
