@@ -486,6 +486,12 @@ def coach_local(dt) -> str:
     return "—" if dt is None else notify.local_time(dt, getattr(g.get("coach"), "time_zone", None))
 
 
+@bp.app_template_filter("scope_words")
+def scope_words_filter(scopes) -> str:
+    from workers.consent import scope_words
+    return scope_words(scopes)
+
+
 @bp.app_template_filter("coach_clock")
 def coach_clock(seconds) -> str:
     seconds = int(seconds or 0)

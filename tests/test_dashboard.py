@@ -241,7 +241,7 @@ def test_both_tiers_notes_and_the_clients_view(hs, zoom_stub, smtp_sink):
     assert "autonomy" not in mine and "Share of words spoken" not in mine and "coach only" not in mine
 
     client = page(http, f"/coach/clients/{s.client_id}")
-    assert "Robin Client" in client and "record, share_with_client, summarise, transcribe (written)" in client
+    assert "Robin Client" in client and "recording, transcript, summary, downloads (written)" in client
     assert "book a one-to-one for Thursday" in client  # an open commitment in the memory
     assert "workload issue" in client  # a theme
     assert "Briefing" in client and "autonomy" in client  # the note, in the briefing and the notes

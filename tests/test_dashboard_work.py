@@ -107,7 +107,7 @@ def test_verbal_consent_needs_the_coachs_attestation(hs, smtp_sink):
     (confirmation,) = smtp_sink.to(CLIENT_EMAIL)
     assert "What you agreed" in confirmation["Subject"]
     view = page(http, f"/coach/clients/{client_id}")
-    assert "Consent history" in view and "record, transcribe (verbal attested)" in view
+    assert "Consent history" in view and "recording, transcript (verbal attested)" in view
 
 
 def test_an_unmatched_recording_is_assigned_from_the_dashboard(hs, zoom_stub, smtp_sink):

@@ -126,7 +126,7 @@ def test_clients_and_consent_commands(hs, smtp_sink):
     assert "doesn't look like an email" in reply(slash(hs, "consent request not-an-email"))
     assert "verbal consent" in reply(slash(hs, f"consent verbal {CLIENT_EMAIL}"))
     status = reply(slash(hs, f"consent status <mailto:{CLIENT_EMAIL}|{CLIENT_EMAIL}>"))
-    assert "verbal attested" in status and "record" in status
+    assert "verbal attested" in status and "recording, transcript, summary, downloads" in status
     with hs.db() as db:
         assert db.exec(select(Consent).where(Consent.method == "verbal_attested")).one()
     assert "No client with email ghost@example.com" in reply(slash(hs, "consent status ghost@example.com"))

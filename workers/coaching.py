@@ -62,7 +62,7 @@ def consent_label(db, coach_id: str, client: Client) -> str:
     active = q.active_consent(db, coach_id, client.id)
     if active is None:
         return "none"
-    return f"{', '.join(sorted(active.scope_set))} ({active.method.replace('_', ' ')})"
+    return f"{consents.scope_words(active.scope_set)} ({active.method.replace('_', ' ')})"
 
 
 def clients(rt, coach_id: str) -> list[ClientRow]:
@@ -167,10 +167,14 @@ def consent_status(rt, coach_id: str, email: str) -> str:
         client = _client(db, coach_id, email)
         history = q.consents_of(db, coach_id, client.id)
         now = consent_label(db, coach_id, client)
+        zone = q.coach_by_id(db, coach_id).time_zone
+
+        def day(moment) -> str:
+            return notify.local_time(moment, zone, "%Y-%m-%d", named=False)
         lines = [f"{client.name} <{client.email}>: {now}"]
         for c in history[-5:]:
-            lines.append(f"  • {c.granted_at:%Y-%m-%d} {c.method.replace('_', ' ')}: {c.scopes.replace(',', ', ')}"
-                         + (f" (ended {c.withdrawn_at:%Y-%m-%d})" if c.withdrawn_at else ""))
+            lines.append(f"  • {day(c.granted_at)} {c.method.replace('_', ' ')}: {consents.scope_words(c.scopes)}"
+                         + (f" (ended {day(c.withdrawn_at)})" if c.withdrawn_at else ""))
         return "\n".join(lines)
 
 

@@ -10,8 +10,20 @@ from models import consent_text
 from models import queries as q
 
 
+# What each scope lets holdspace keep or do, in a word, for the coach's lists and Slack.
+SCOPE_WORDS = {"record": "recording", "transcribe": "transcript", "summarise": "summary",
+               "share_with_client": "downloads"}
+
+
 class ConsentError(ValueError):
     pass
+
+
+def scope_words(scopes) -> str:
+    """Scopes (a set, a list or the stored comma-separated text) in plain words, in the order
+    a consent lists them: "recording, transcript, summary, downloads"."""
+    chosen = set(scopes.split(",") if isinstance(scopes, str) else scopes)
+    return ", ".join(SCOPE_WORDS[s] for s in CONSENT_SCOPES if s in chosen) or "nothing"
 
 
 def parse_scopes(raw: str | None) -> list[str]:
