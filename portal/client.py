@@ -85,6 +85,15 @@ def consent_url(db, link) -> str | None:
     return url_for("consent_pages.consent_page", token=token) if token else None
 
 
+def _downloads_off(db, link, why: str = "Downloads are not part of what you agreed to share."):
+    """A download the client's consent does not allow: a 403 page that says so and links to
+    where they can change it (their consent page)."""
+    response = make_response(render_template(
+        "message.html", title="Not available", message=why + " You can change that on your consent page.",
+        action_url=consent_url(db, link), action_text="Open your consent page"), 403)
+    return harden(response)
+
+
 def _gone(db, exc: links.LinkGone, token: str):
     client = q.client_of(db, exc.link.coach_id, exc.link.client_id)
     can_refresh = client is not None and client.withdrawn_at is None
@@ -293,10 +302,10 @@ def media(token):
         if asset is None:
             abort(404)
         whole_allowed = _may_download(consent)
-    if not whole_allowed and parse_range_header(request.headers.get("Range")) is None:
-        # What a player never sends and a "save as" does: the file in one answer.
-        abort(403, "The recording plays on your session page. Downloading it is not part of "
-                   "what you agreed to share; you can change that on your consent page.")
+        if not whole_allowed and parse_range_header(request.headers.get("Range")) is None:
+            # What a player never sends and a "save as" does: the file in one answer.
+            return _downloads_off(db, link, "The recording plays on your session page. Downloading "
+                                            "it is not part of what you agreed to share.")
     return stream_media(asset, window=None if whole_allowed else _rt().settings.media_window_bytes)
 
 
@@ -325,8 +334,10 @@ def download_recording(token):
     with session_scope(_rt().engine) as db:
         link = open_link(db, token, "session", page=False)
         session, client, coach, media, consent = _session_view(db, link)
-        if media is None or not _may_download(consent):
-            abort(403, "Downloads are not part of what you agreed to share.")
+        if media is None:
+            abort(404)
+        if not _may_download(consent):
+            return _downloads_off(db, link)
         audit.record(db, "client", "recording.downloaded", f"session:{session.id}",
                      coach_id=coach.id, ip=request.remote_addr)
         ext = media.object_key.rsplit(".", 1)[-1]
@@ -343,7 +354,7 @@ def download_transcript(token, fmt):
         session, client, coach, media, consent = _session_view(db, link)
         transcript = _transcript_or_404(db, coach.id, session.id)
         if not _may_download(consent):
-            abort(403, "Downloads are not part of what you agreed to share.")
+            return _downloads_off(db, link)
         audit.record(db, "client", "transcript.downloaded", f"session:{session.id}",
                      coach_id=coach.id, ip=request.remote_addr, format=fmt)
         segments = transcript.segments

@@ -45,6 +45,14 @@ def test_client_pages(hs, zoom_stub, smtp_sink, browse, width):
     assert page.locator("#downloads-off").is_visible()
     assert "nodownload" in page.locator("#player").get_attribute("controlslist")
     looked_at(tab, "client-session-no-downloads")
+    # Asked for outright, the recording is refused with a page that says where to change that;
+    # a whole-file request for the media (what "save as" sends; a player asks for ranges) too.
+    assert tab.goto(session_url + "/download/recording").status == 403
+    looked_at(tab, "client-download-refused")
+    assert page.locator("#message-action").evaluate("a => a.href") == consent_url
+    assert tab.goto(session_url + "/media").status == 403
+    assert "plays on your session page" in page.inner_text("main")
+    assert page.locator("#message-action").evaluate("a => a.href") == consent_url
 
     assert tab.goto(session_url[:-8]).status == 404  # a link cut short in the email
     looked_at(tab, "client-not-found")
