@@ -52,6 +52,18 @@ def passage_at(page, t: float) -> int:
     return max(i for i, s in enumerate(starts) if s <= t + 0.05)
 
 
+def plays_in_view_from_the_last_passage(page) -> None:
+    """The last passage's timestamp, clicked: the player plays from there, is still on screen
+    (sticky or docked), and marks that passage (the 11th) as playing."""
+    last = page.locator("#segments > li.seg").last
+    last.scroll_into_view_if_needed()
+    last.locator("button.ts").click()
+    page.wait_for_function(f"() => !{PLAYER}.seeking && !{PLAYER}.paused && {PLAYER}.currentTime >= 59.8")
+    assert player_on_screen(page), "the player is off screen after a timestamp low on the page"
+    page.wait_for_function("() => document.querySelector('#segments li.playing') !== null")
+    assert playing_index(page) == passage_at(page, now_at(page)) == 10
+
+
 def add_to_summary(hs, **fields) -> None:
     """The delivered session's summary with more in it (the offline summariser finds no key
     moments in this short conversation, and makes no chapters)."""
@@ -82,13 +94,7 @@ def test_the_player_stays_in_view_follows_and_skips(hs, zoom_stub, smtp_sink, br
     screenshot(page, "session-moments")
 
     # A timestamp low in the transcript: the player is still on screen, playing that passage.
-    last = page.locator("#segments > li.seg").last
-    last.scroll_into_view_if_needed()
-    last.locator("button.ts").click()
-    page.wait_for_function(f"() => !{PLAYER}.seeking && !{PLAYER}.paused && {PLAYER}.currentTime >= 59.8")
-    assert player_on_screen(page), "the player is off screen after a timestamp low on the page"
-    page.wait_for_function("() => document.querySelector('#segments li.playing') !== null")
-    assert playing_index(page) == passage_at(page, now_at(page)) == 10
+    plays_in_view_from_the_last_passage(page)
 
     # The reader scrolls back to the top: the mark still moves, the page stays where they put it.
     page.mouse.move(10, 10)
@@ -240,13 +246,7 @@ def test_the_coachs_player_is_the_clients(hs, zoom_stub, smtp_sink, browse, widt
     assert page.url == f"{tab.origin}/coach/sessions/{session.id}"
     settle(page)
 
-    last = page.locator("#segments > li.seg").last
-    last.scroll_into_view_if_needed()
-    last.locator("button.ts").click()
-    page.wait_for_function(f"() => !{PLAYER}.seeking && !{PLAYER}.paused && {PLAYER}.currentTime >= 59.8")
-    assert player_on_screen(page), "the coach's player is off screen after a timestamp low on the page"
-    page.wait_for_function("() => document.querySelector('#segments li.playing') !== null")
-    assert playing_index(page) == passage_at(page, now_at(page)) == 10
+    plays_in_view_from_the_last_passage(page)
     page.evaluate(f"() => {PLAYER}.pause()")
     page.evaluate(f"() => {{ {PLAYER}.currentTime = 30; }}")
     settle(page)
