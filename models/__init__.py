@@ -7,5 +7,5 @@ from models.tables import (  # noqa: F401
     DeletionReceipt, GoogleConnection, InboxEvent, SearchTerm, SearchVocabulary, SlackInstallation,
     TranscriptPassage, ZoomConnection,
     Link, MeetingMapping, OutboundMessage, PrivateNote, SessionState, Summary, Transcript,
-    CONSENT_SCOPES, DELIVERY_MODES, MEDIA_POLICIES, NOTIFY_CHANNELS, new_id, utcnow,
+    CONSENT_SCOPES, DELIVERY_MODES, MEDIA_POLICIES, NOTIFY_CHANNELS, as_utc, new_id, utcnow,
 )

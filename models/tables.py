@@ -27,6 +27,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC one: a database hands columns back naive, and they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class ClientOwned:
     """Sealed under the key of the row's client (models/sealing.py)."""
     __sealed_owner_columns__ = ("client_id",)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timezone
 
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlmodel import select
@@ -15,7 +14,7 @@ from werkzeug.datastructures import Range
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
-from models import Asset, ClientMemory, Summary, Transcript, audit
+from models import Asset, ClientMemory, Summary, Transcript, as_utc, audit
 from models import queries as q
 from models.db import session_scope
 from portal.security import harden, token_page
@@ -40,7 +39,7 @@ def to_you_filter(text: str) -> str:
 def utc_moment(moment) -> str:
     """A stored (naive, UTC) moment as ISO 8601 with its zone, for the browser to place in
     the reader's own zone (static/local_time.js)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return as_utc(moment).isoformat()
 
 
 PLAYABLE = ("video", "audio")

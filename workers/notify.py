@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from integrations.slack import TokenDead
-from models import Coach, DeletionReceipt, OutboundMessage, utcnow
+from models import Coach, DeletionReceipt, OutboundMessage, as_utc, utcnow
 from models.db import session_scope
 from workers import links, retries, slack_installs
 from workers.runtime import current
@@ -26,7 +26,7 @@ def local_time(moment, zone: str | None, form: str = "%-d %b %Y, %H:%M", *, name
     """A moment (naive means UTC) as a coach reads it: in their time zone, the zone named
     (unless `named` is false: a bare day needs no zone). A zone this machine does not know
     gives UTC, named as such."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    aware = as_utc(moment)
     try:
         local = aware.astimezone(ZoneInfo(zone or "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
