@@ -23,7 +23,7 @@ def journey_view(sessions, summaries: dict[str, dict], memory: dict) -> dict:
         commitments.append({"key": key_of(c), "text": c.get("what", ""), "status": c.get("status", "open"),
                             "since": dates.get(made, "an earlier session"),
                             "since_at": moments.get(made), "closed": dates.get(closed) if closed else None,
-                            "closed_at": moments.get(closed) if closed else None, "made_in": made,
+                            "closed_at": moments.get(closed), "made_in": made,
                             "closed_in": closed})
     themes = sorted(({"name": t.get("name", ""), "count": len(set(t.get("session_ids") or []))}
                      for t in memory.get("themes") or []), key=lambda t: (-t["count"], t["name"]))
