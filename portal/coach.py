@@ -21,6 +21,7 @@ from models import (CONSENT_SCOPES, AuditEvent, ClientMemory, CoachInsight, Coac
                     Summary, audit, utcnow)
 from models import queries as q
 from models.db import session_scope
+from portal.client import PLAYABLE
 from portal.security import harden
 from workers import briefing as briefings
 from workers import coaching, notify
@@ -29,7 +30,7 @@ from workers.coach_sign_in import (LOGIN_TTL_SECONDS, SESSION_LIFETIME, LinkExpi
                                    web_session_is)
 from workers.coaching import CoachError
 from workers.delivery import render as render_email
-from workers.sessions import may
+from workers.sessions import HAVE_RECORDING, may
 
 # The scopes as the coach attests them for a client's verbal consent.
 COACH_SCOPE_LABELS = {
@@ -290,7 +291,7 @@ def session_view(session_id):
             Link.expires_at > utcnow()).order_by(Link.expires_at.desc())))
         _viewed(db, f"session:{found.id}")
     notes = coaching.notes(rt, coach_id, session_id=found.id)
-    media = next((a for kind in ("video", "audio") for a in assets if a.kind == kind), None)
+    media = next((a for kind in PLAYABLE for a in assets if a.kind == kind), None)
     try:
         at = float(request.args.get("at", ""))
     except ValueError:
@@ -298,6 +299,7 @@ def session_view(session_id):
     return render_template(
         "coach/session.html", s=found, client=client, stalled=coaching.is_stalled(rt, found), summary=summary, insight=insight,
         segments=transcript.segments if transcript else [], transcript=transcript, media=media,
+        playable=media is not None and found.state in HAVE_RECORDING,
         may_download=bool(consent) and may(consent.scope_set, "download"), consent=consent,
         live_links=live_links, notes=notes, at=at,
         assignable=[c for c in coaching.clients(rt, coach_id) if c.consent != "withdrawn" and c.email]
