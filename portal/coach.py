@@ -29,6 +29,7 @@ from workers.coach_sign_in import (LOGIN_TTL_SECONDS, SESSION_LIFETIME, LinkExpi
                                    close_web_session, login_link, open_web_session, read_link, safe_next,
                                    web_session_is)
 from workers.coaching import CoachError
+from workers.consent import scope_words
 from workers.delivery import render as render_email
 from workers.sessions import HAVE_RECORDING, may
 
@@ -488,10 +489,7 @@ def coach_local(dt) -> str:
     return "—" if dt is None else notify.local_time(dt, getattr(g.get("coach"), "time_zone", None))
 
 
-@bp.app_template_filter("scope_words")
-def scope_words_filter(scopes) -> str:
-    from workers.consent import scope_words
-    return scope_words(scopes)
+bp.add_app_template_filter(scope_words, "scope_words")
 
 
 @bp.app_template_filter("coach_clock")

@@ -233,7 +233,7 @@ def test_journey_issues_a_link_when_none_is_live(hs, zoom_stub, smtp_sink):
 
 def test_the_coachs_player_is_the_clients(hs, zoom_stub, smtp_sink, browse, width):
     """The coach's session page plays the recording with the same player: in view after a
-    timestamp low on the page, the passage marked, ±15 s; and captions on a video."""
+    timestamp low on the page, the passage marked, ±15 s (its captions route: test_review)."""
     from models import CoachingSession
     from workers.coach_sign_in import login_link
     coach_id, _ = coach_and_client(hs)
